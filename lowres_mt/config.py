@@ -1,0 +1,189 @@
+"""Recipes: YAML files parsed into frozen, validated dataclasses.
+
+A recipe may `extends:` another (by name or path); mappings merge deeply, the child wins.
+Dotted overrides from the CLI (`task.tokens=20000`) apply after merging and before validation.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from lowres_mt.errors import UserError
+from lowres_mt.typed import build, to_dict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def recipes_dir() -> Path:
+    return Path(os.environ.get("LOWRES_MT_RECIPES", PROJECT_ROOT / "recipes"))
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    train: tuple[str, ...] = ()  # corpus set refs ("corpus:set") holding training pairs
+    tokens: int = 10_000  # task-token budget (both directions together), base-model tokenizer
+    dev: str | None = None  # set ref for the dev sample (dev loss / dev chrF during training)
+    dev_size: int = 64  # pairs per direction in dev.jsonl
+    guard: tuple[str, ...] = ()  # every dev/test set whose sentences must never be trained on
+    max_chars: int = 400  # drop training pairs with a side longer than this
+    min_chars: int = 2
+
+
+@dataclass(frozen=True)
+class AnchorConfig:
+    # TELL anchor: fixed instruction per direction; {src_name}/{tgt_name} are language names.
+    instruction: str = (
+        "This text is in {src_name} and needs to be translated into {tgt_name}. Please translate "
+        "only the text, strictly maintaining the original content order, and do not add any "
+        "explanations or additional content."
+    )
+    lead_in: str = "Sure, here is the {tgt_name} translation:"
+    # plain prompt used by the `sft` method and by zero-shot / ICL baselines
+    plain: str = "Translate from {src_name} to {tgt_name}."
+
+
+@dataclass(frozen=True)
+class GeneralConfig:
+    corpora: tuple[str, ...] = ()  # corpus set refs holding instruction data
+    ratio: float = 10.0  # general tokens = ratio × task tokens (TELL only)
+    select: Literal["random", "s2l"] = "random"
+    selection: str | None = None  # path to a selection file (S2L); default runs/<recipe>-s2l/
+    max_tokens: int = 512  # drop general examples longer than this (tokens)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    method: Literal["tell", "sft"] = "tell"
+    epochs: float = 1.0
+    max_steps: int = -1  # > 0 caps optimizer steps
+    batch_tokens: int = 4096  # tokens per micro-batch (length-grouped packing)
+    grad_accum: int = 1
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.05
+    max_length: int = 256  # tokens; longer examples are truncated/dropped and counted
+    eval_every: int = 50  # steps between dev evaluations (0: only at the end)
+    dev_chrf_size: int = 16  # dev sentences per direction translated for dev chrF
+    save_every: int = 50  # steps between checkpoints
+    trim_vocab: bool = True
+    threads: int = 0  # torch threads, 0 = all cores
+    dtype: Literal["float32", "bfloat16"] = "float32"
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    systems: tuple[str, ...] = ("tell", "sft", "icl", "zero-shot", "external")
+    testsets: tuple[str, ...] = ()
+    sample: int = 200  # sentences per test set and direction (0 = all)
+    icl_k: int = 4
+    batch_size: int = 16
+    max_new_tokens: int = 128
+    num_beams: int = 1
+
+
+@dataclass(frozen=True)
+class RecipeConfig:
+    name: str
+    languages: tuple[str, str]
+    description: str = ""
+    directions: tuple[str, ...] = ()  # default: both directions of `languages`
+    language_names: dict[str, str] = field(default_factory=dict)
+    seed: int = 0
+    base_model: str = "gemma-3-270m"
+    task: TaskConfig = TaskConfig()
+    anchor: AnchorConfig = AnchorConfig()
+    general: GeneralConfig = GeneralConfig()
+    train: TrainConfig = TrainConfig()
+    lora: dict[str, Any] = field(default_factory=dict)  # passed straight to peft.LoraConfig
+    eval: EvalConfig = EvalConfig()
+
+    def __post_init__(self) -> None:
+        if not self.directions:
+            a, b = self.languages
+            object.__setattr__(self, "directions", (f"{a}-{b}", f"{b}-{a}"))
+
+    def to_dict(self) -> dict:
+        return to_dict(self)
+
+
+def list_recipes() -> list[str]:
+    return sorted(p.stem for p in recipes_dir().glob("*.yaml") if not p.stem.startswith("_"))
+
+
+def load_recipe(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> RecipeConfig:
+    """Load a recipe by name (recipes/<name>.yaml) or path, apply overrides, validate."""
+    path = _find_recipe(name_or_path)
+    data = _load_merged(path, seen=())
+    data.pop("extends", None)
+    for item in overrides:
+        _apply_override(data, item)
+    return build(RecipeConfig, data, where=str(path))
+
+
+def _find_recipe(name_or_path: str) -> Path:
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
+        return candidate
+    path = recipes_dir() / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = ", ".join(list_recipes()) or "none"
+        raise UserError(f"unknown recipe '{name_or_path}' (known: {known}); see `lowres-mt recipes list`")
+    return path
+
+
+def _load_merged(path: Path, seen: tuple[Path, ...]) -> dict:
+    if path in seen:
+        raise UserError(f"{path}: `extends` forms a cycle")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise UserError(f"{path}: invalid YAML{at}; fix the syntax and retry") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: a recipe must be a mapping of keys to values")
+    parent = data.get("extends")
+    if parent is None:
+        return data
+    parent_path = path.parent / (parent if str(parent).endswith(".yaml") else f"{parent}.yaml")
+    if not parent_path.is_file():
+        raise UserError(f"{path}: `extends: {parent}` names no file ({parent_path})")
+    base = _load_merged(parent_path, seen + (path,))
+    base.pop("extends", None)
+    return deep_merge(base, {k: v for k, v in data.items() if k != "extends"})
+
+
+def deep_merge(base: dict, top: dict) -> dict:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _apply_override(data: dict, item: str) -> None:
+    if "=" not in item:
+        raise UserError(f"override '{item}' must look like KEY=VALUE (e.g. task.tokens=20000)")
+    key, raw = item.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    node = data
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise UserError(f"override '{item}': '{part}' is not a section")
+    node[parts[-1]] = value
+
+
+def dump_recipe(cfg: RecipeConfig) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True)

@@ -1,0 +1,88 @@
+"""Every prompt format lives here: TELL anchor prompts, the plain translation prompt, k-shot prompts.
+
+A translation example is a user turn (instruction + blank line + source) and an assistant turn.
+TELL's assistant turn opens with a fixed lead-in; at inference the lead-in is given as the start of
+the answer so the model writes only the translation, and `parse_response` removes it if repeated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from lowres_mt.config import AnchorConfig
+from lowres_mt.data.records import Message, Pair
+
+LANGUAGE_NAMES = {"en": "English", "is": "Icelandic", "kgv": "Kalamang", "kau": "Kanuri", "id": "Indonesian"}
+STYLES = ("tell", "plain")
+
+
+def language_name(code: str, names: Mapping[str, str] | None = None) -> str:
+    return (names or {}).get(code) or LANGUAGE_NAMES.get(code, code)
+
+
+def style_for(method: str) -> str:
+    """The prompt style a training method or system uses: `tell*` → anchor, everything else plain."""
+    return "tell" if method.startswith("tell") else "plain"
+
+
+def _fill(template: str, src_lang: str, tgt_lang: str, names: Mapping[str, str] | None) -> str:
+    return template.format(src_name=language_name(src_lang, names), tgt_name=language_name(tgt_lang, names))
+
+
+def instruction_text(style: str, anchor: AnchorConfig, src_lang: str, tgt_lang: str,
+                     names: Mapping[str, str] | None = None) -> str:
+    template = anchor.instruction if style == "tell" else anchor.plain
+    return _fill(template, src_lang, tgt_lang, names)
+
+
+def response_prefix(style: str, anchor: AnchorConfig, tgt_lang: str, src_lang: str = "",
+                    names: Mapping[str, str] | None = None) -> str:
+    """Text the assistant turn starts with before the translation ('' for the plain style)."""
+    if style != "tell" or not anchor.lead_in:
+        return ""
+    return _fill(anchor.lead_in, src_lang, tgt_lang, names) + "\n\n"
+
+
+def user_message(src: str, style: str, anchor: AnchorConfig, src_lang: str, tgt_lang: str,
+                 names: Mapping[str, str] | None = None) -> Message:
+    return Message("user", f"{instruction_text(style, anchor, src_lang, tgt_lang, names)}\n\n{src}")
+
+
+def example_messages(pair: Pair, style: str, anchor: AnchorConfig,
+                     names: Mapping[str, str] | None = None) -> tuple[Message, Message]:
+    """A training example: the user turn and the assistant turn (lead-in + target)."""
+    prefix = response_prefix(style, anchor, pair.tgt_lang, pair.src_lang, names)
+    return (
+        user_message(pair.src, style, anchor, pair.src_lang, pair.tgt_lang, names),
+        Message("assistant", prefix + pair.tgt),
+    )
+
+
+def prompt_messages(src: str, src_lang: str, tgt_lang: str, style: str, anchor: AnchorConfig,
+                    names: Mapping[str, str] | None = None,
+                    shots: Sequence[Pair] = ()) -> tuple[list[Message], str]:
+    """Inference prompt: earlier turns (k-shot examples), the user turn, and the answer prefix."""
+    messages: list[Message] = []
+    for shot in shots:
+        messages.extend(example_messages(shot, style, anchor, names))
+    messages.append(user_message(src, style, anchor, src_lang, tgt_lang, names))
+    return messages, response_prefix(style, anchor, tgt_lang, src_lang, names)
+
+
+def parse_response(text: str, style: str, anchor: AnchorConfig, src_lang: str, tgt_lang: str,
+                   names: Mapping[str, str] | None = None) -> str:
+    """The translation inside a generated answer: lead-in removed, first non-empty line kept."""
+    lead = response_prefix(style, anchor, tgt_lang, src_lang, names).strip()
+    text = text.strip()
+    if lead and text.startswith(lead):
+        text = text[len(lead):].strip()
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def parse_user_message(content: str) -> tuple[str, str]:
+    """Split a user turn back into (instruction, source) — the inverse of `user_message`."""
+    instruction, _, src = content.partition("\n\n")
+    return instruction, src

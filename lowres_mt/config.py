@@ -23,6 +23,11 @@ def recipes_dir() -> Path:
     return Path(os.environ.get("LOWRES_MT_RECIPES", PROJECT_ROOT / "recipes"))
 
 
+def runs_dir() -> Path:
+    """Where runs live: $LOWRES_MT_RUNS, else ./runs (absolute, resolved once per call)."""
+    return Path(os.environ.get("LOWRES_MT_RUNS", "runs")).resolve()
+
+
 @dataclass(frozen=True)
 class TaskConfig:
     train: tuple[str, ...] = ()  # corpus set refs ("corpus:set") holding training pairs
@@ -186,4 +191,4 @@ def _apply_override(data: dict, item: str) -> None:
 
 
 def dump_recipe(cfg: RecipeConfig) -> str:
-    return yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True)
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True, width=120)

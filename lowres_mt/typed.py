@@ -84,6 +84,11 @@ def _coerce(tp: Any, value: Any, *, where: str, key: str) -> Any:
         return {str(k): _coerce(vtype, v, where=where, key=f"{key}.{k}") for k, v in value.items()}
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str):  # PyYAML reads `1e-4` as a string (YAML 1.1)
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if tp in (int, float) and isinstance(value, bool) or not isinstance(value, tp):
         raise UserError(f"{where}: '{key}' must be {tp.__name__}, got {_kind(value)} {value!r}")
     return value

@@ -8,7 +8,6 @@ import sys
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import click  # noqa: E402
 import typer  # noqa: E402
 
 from lowres_mt.cli.common import err_console  # noqa: E402
@@ -23,35 +22,39 @@ app = typer.Typer(
 )
 
 
-def _register() -> None:
-    from lowres_mt.cli import corpora, data, recipes
+COMMAND_MODULES = ("corpora", "recipes", "data", "train", "select", "evaluate", "translate")
 
-    app.add_typer(corpora.app, name="corpora")
-    app.add_typer(recipes.app, name="recipes")
+
+def _register() -> None:
+    """Add each command module's commands: `register(app)`, or its sub-app `app` as a group."""
+    import importlib
+
+    from lowres_mt.cli import data
+
     app.command("data")(data.data)
-    for optional in ("train", "evaluate", "translate", "select"):
+    for name in COMMAND_MODULES:
+        if name == "data":
+            continue
         try:
-            module = __import__(f"lowres_mt.cli.{optional}", fromlist=["register"])
+            module = importlib.import_module(f"lowres_mt.cli.{name}")
         except ModuleNotFoundError as err:
-            if err.name != f"lowres_mt.cli.{optional}":
+            if err.name != f"lowres_mt.cli.{name}":
                 raise
             continue
-        module.register(app)
+        if hasattr(module, "register"):
+            module.register(app)
+        else:
+            app.add_typer(module.app, name=name)
 
 
 def main() -> None:
     """Entry point: user mistakes become one line on stderr and exit code 2, never a traceback."""
     _register()
     try:
-        app(standalone_mode=False)
+        app()
     except UserError as err:
         err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except click.exceptions.Exit as done:
-        sys.exit(done.exit_code)
-    except click.ClickException as err:
-        err.show()
-        sys.exit(err.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)

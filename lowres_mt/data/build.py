@@ -1,0 +1,291 @@
+"""The data builder: task pairs + (for TELL) general instruction data → runs/<name>/data/.
+
+Stages, each seeded: load → clean (length, duplicates) → contamination guard → sample to the
+task-token budget → anchor/plain prompts (both directions) → general data up to `ratio` × task
+tokens → shuffle together → write train.jsonl, dev.jsonl, manifest.json, config.yaml atomically.
+
+Token budgets count *content* tokens (source + target of a pair; all turns of an instruction
+example) with the base model's tokenizer, so `tell` and `sft` sample exactly the same task pairs
+whatever their prompt lengths.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lowres_mt.config import RecipeConfig, dump_recipe
+from lowres_mt.data.guard import ContaminationGuard, guard_from_sets
+from lowres_mt.data.prompts import example_messages, style_for
+from lowres_mt.data.records import Example, Instruction, Pair
+from lowres_mt.errors import UserError
+from lowres_mt.io import atomic_dir, read_jsonl, write_json, write_jsonl
+
+TokenCounter = Callable[[Sequence[str]], list[int]]
+METHODS = ("tell", "sft")
+
+
+@dataclass
+class CorpusStats:
+    ref: str
+    read: int = 0
+    too_long_or_short: int = 0
+    duplicates: int = 0
+    contaminated: int = 0
+    used: int = 0
+    files: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class BuildReport:
+    out_dir: Path
+    method: str
+    corpora: dict[str, CorpusStats]
+    tokens: dict[str, int]  # "task/en-is", "general", … → content tokens
+    examples: dict[str, int]  # same keys → example counts
+    dev_examples: int
+    guard_size: int
+
+    def to_json(self) -> dict:
+        return {
+            "method": self.method,
+            "corpora": {ref: vars(s) for ref, s in self.corpora.items()},
+            "tokens": self.tokens,
+            "examples": self.examples,
+            "dev_examples": self.dev_examples,
+            "protected_sentences": self.guard_size,
+        }
+
+
+def token_counter(tokenizer) -> TokenCounter:
+    """Count tokens of many texts at once with a Hugging Face tokenizer (no special tokens)."""
+
+    def count(texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        return [len(x) for x in ids]
+
+    return count
+
+
+def build_dataset(cfg: RecipeConfig, *, method: str, out_dir: Path, tokenizer=None,
+                  count_tokens: TokenCounter | None = None) -> BuildReport:
+    """Build and write the training set for `method` under `out_dir` (replaced atomically)."""
+    if method not in METHODS:
+        raise UserError(f"unknown method '{method}' (use one of: {', '.join(METHODS)})")
+    if count_tokens is None:
+        if tokenizer is None:
+            from lowres_mt.models import load_tokenizer
+
+            tokenizer = load_tokenizer(cfg.base_model)
+        count_tokens = token_counter(tokenizer)
+    rng = random.Random(cfg.seed)
+    guard = guard_from_sets(protected_sets(cfg))
+    stats: dict[str, CorpusStats] = {}
+
+    pool = load_task_pool(cfg, guard, stats)
+    pairs, pair_tokens = sample_to_budget(pool, cfg.task.tokens, count_tokens, rng)
+    for pair in pairs:
+        stats[pair.corpus].used += 1
+    task = task_examples(cfg, pairs, pair_tokens, method)
+
+    general: list[tuple[Example, int]] = []
+    if method == "tell" and cfg.general.ratio > 0:
+        budget = round(cfg.general.ratio * sum(pair_tokens))
+        general = general_examples(cfg, budget, count_tokens, rng, stats)
+
+    mixed = task + general
+    rng.shuffle(mixed)
+    dev = dev_examples(cfg, method, random.Random(cfg.seed + 1))
+    tokens, counts = tally(mixed)
+    report = BuildReport(Path(out_dir), method, stats, tokens, counts, len(dev), len(guard))
+    write_outputs(cfg, report, [ex for ex, _ in mixed], dev)
+    return report
+
+
+def protected_sets(cfg: RecipeConfig) -> list[str]:
+    """Every set no training sentence may come from: the guard list, the dev set and the test sets."""
+    refs = list(cfg.task.guard) + list(cfg.eval.testsets) + ([cfg.task.dev] if cfg.task.dev else [])
+    return list(dict.fromkeys(refs))
+
+
+def load_task_pool(cfg: RecipeConfig, guard: ContaminationGuard,
+                   stats: dict[str, CorpusStats]) -> list[Pair]:
+    """All usable training pairs: length-filtered, de-duplicated, contamination-free."""
+    from lowres_mt.corpora import load_set, set_info
+
+    if not cfg.task.train:
+        raise UserError("the recipe names no training corpora (task.train is empty)")
+    pool: list[Pair] = []
+    seen: set[tuple[str, str]] = set()
+    for ref in cfg.task.train:
+        info = set_info(ref)
+        entry = stats[ref] = CorpusStats(ref, files=[{"path": f.path, "sha256": f.sha256} for f in info.files])
+        records = load_set(ref)
+        entry.read = len(records)
+        for pair in records:
+            if not isinstance(pair, Pair):
+                raise UserError(f"task.train set '{ref}' holds no sentence pairs (role {info.role})")
+            if not (cfg.task.min_chars <= min(len(pair.src), len(pair.tgt))
+                    and max(len(pair.src), len(pair.tgt)) <= cfg.task.max_chars):
+                entry.too_long_or_short += 1
+                continue
+            key = (pair.src.strip(), pair.tgt.strip())
+            if key in seen:
+                entry.duplicates += 1
+                continue
+            seen.add(key)
+            if not guard.is_clean(pair):
+                entry.contaminated += 1
+                continue
+            pool.append(pair)
+    if not pool:
+        raise UserError("no training pairs left after length, duplicate and contamination filtering; "
+                        "check task.train, task.min_chars/max_chars and task.guard")
+    return pool
+
+
+def sample_to_budget(pool: list[Pair], budget: int, count_tokens: TokenCounter,
+                     rng: random.Random) -> tuple[list[Pair], list[int]]:
+    """Seeded sample of pairs whose content tokens, used in every direction, fill `budget`."""
+    order = list(range(len(pool)))
+    rng.shuffle(order)
+    chosen: list[Pair] = []
+    costs: list[int] = []
+    total = 0
+    step = 256
+    for start in range(0, len(order), step):
+        batch = [pool[i] for i in order[start:start + step]]
+        counts = count_tokens([p.src + "\n" + p.tgt for p in batch])
+        for pair, cost in zip(batch, counts):
+            if total >= budget:
+                return chosen, costs
+            chosen.append(pair)
+            costs.append(cost)
+            total += cost
+    return chosen, costs
+
+
+def task_examples(cfg: RecipeConfig, pairs: list[Pair], costs: list[int],
+                  method: str) -> list[tuple[Example, int]]:
+    """Each sampled pair as a prompted example in every direction of the recipe.
+
+    The budget is split across directions: a pair appears in one direction, alternating, so
+    `task.tokens` is the content the model sees once.
+    """
+    style = style_for(method)
+    out = []
+    for index, (pair, cost) in enumerate(zip(pairs, costs)):
+        direction = cfg.directions[index % len(cfg.directions)]
+        oriented = orient(pair, direction)
+        if oriented is None:
+            continue
+        messages = example_messages(oriented, style, cfg.anchor, cfg.language_names)
+        out.append((Example(messages, "task", direction, pair.corpus, f"{pair.corpus}#{pair.id}",
+                            oriented.src, oriented.tgt), cost))
+    return out
+
+
+def orient(pair: Pair, direction: str) -> Pair | None:
+    if pair.direction == direction:
+        return pair
+    if pair.reversed().direction == direction:
+        return pair.reversed()
+    return None
+
+
+def general_examples(cfg: RecipeConfig, budget: int, count_tokens: TokenCounter,
+                     rng: random.Random, stats: dict[str, CorpusStats]) -> list[tuple[Example, int]]:
+    """Instruction examples drawn from the general corpora until `budget` content tokens."""
+    pool = load_general_pool(cfg, stats)
+    order = list(range(len(pool)))
+    rng.shuffle(order)
+    out: list[tuple[Example, int]] = []
+    total = 0
+    for start in range(0, len(order), 256):
+        batch = [pool[i] for i in order[start:start + 256]]
+        counts = count_tokens(["\n".join(m.content for m in ins.messages) for ins in batch])
+        for ins, cost in zip(batch, counts):
+            if total >= budget:
+                return out
+            if cost > cfg.general.max_tokens:
+                stats[ins.corpus].too_long_or_short += 1
+                continue
+            out.append((Example(ins.messages, "general", None, ins.corpus, f"{ins.corpus}#{ins.id}"), cost))
+            stats[ins.corpus].used += 1
+            total += cost
+    if total < budget:
+        raise UserError(f"the general corpora hold only {total} usable tokens, fewer than the "
+                        f"{budget} asked for; lower general.ratio or add corpora to general.corpora")
+    return out
+
+
+def load_general_pool(cfg: RecipeConfig, stats: dict[str, CorpusStats]) -> list[Instruction]:
+    from lowres_mt.corpora import load_set, set_info
+
+    if not cfg.general.corpora:
+        raise UserError("method 'tell' needs general data but general.corpora is empty")
+    selected = load_selection(cfg) if cfg.general.select == "s2l" else None
+    pool: list[Instruction] = []
+    for ref in cfg.general.corpora:
+        info = set_info(ref)
+        entry = stats[ref] = CorpusStats(ref, files=[{"path": f.path, "sha256": f.sha256} for f in info.files])
+        records = load_set(ref)
+        entry.read = len(records)
+        for ins in records:
+            if not isinstance(ins, Instruction):
+                raise UserError(f"general.corpora set '{ref}' holds no instruction examples (role {info.role})")
+            if selected is None or (ins.corpus, ins.id) in selected:
+                pool.append(ins)
+    return pool
+
+
+def load_selection(cfg: RecipeConfig) -> set[tuple[str, str]]:
+    """The general examples chosen by `lowres-mt select` (rows with `corpus` and `id`)."""
+    from lowres_mt.config import runs_dir
+
+    path = Path(cfg.general.selection) if cfg.general.selection else runs_dir() / f"{cfg.name}-s2l" / "selection.jsonl"
+    if not path.is_file():
+        raise UserError(f"general.select is s2l but {path} does not exist; run `lowres-mt select {cfg.name} "
+                        "--budget N` first or set general.selection")
+    return {(row["corpus"], row["id"]) for row in read_jsonl(path)}
+
+
+def dev_examples(cfg: RecipeConfig, method: str, rng: random.Random) -> list[Example]:
+    """A seeded sample of the dev set, `dev_size` pairs per direction, prompted like training."""
+    if not cfg.task.dev:
+        return []
+    from lowres_mt.corpora import load_set
+
+    pairs = [p for p in load_set(cfg.task.dev) if isinstance(p, Pair)]
+    style = style_for(method)
+    out = []
+    for direction in cfg.directions:
+        oriented = [o for o in (orient(p, direction) for p in pairs) if o is not None]
+        for pair in rng.sample(oriented, min(cfg.task.dev_size, len(oriented))):
+            messages = example_messages(pair, style, cfg.anchor, cfg.language_names)
+            out.append(Example(messages, "task", direction, cfg.task.dev, f"{cfg.task.dev}#{pair.id}",
+                               pair.src, pair.tgt))
+    return out
+
+
+def tally(mixed: list[tuple[Example, int]]) -> tuple[dict[str, int], dict[str, int]]:
+    tokens: dict[str, int] = defaultdict(int)
+    counts: Counter[str] = Counter()
+    for example, cost in mixed:
+        key = f"{example.role}/{example.direction}" if example.direction else example.role
+        tokens[key] += cost
+        counts[key] += 1
+    return dict(sorted(tokens.items())), dict(sorted(counts.items()))
+
+
+def write_outputs(cfg: RecipeConfig, report: BuildReport, train: list[Example], dev: list[Example]) -> None:
+    with atomic_dir(report.out_dir) as tmp:
+        write_jsonl(tmp / "train.jsonl", (ex.to_json() for ex in train))
+        write_jsonl(tmp / "dev.jsonl", (ex.to_json() for ex in dev))
+        write_json(tmp / "manifest.json", {"recipe": cfg.name, "seed": cfg.seed, **report.to_json()})
+        (tmp / "config.yaml").write_text(dump_recipe(cfg), encoding="utf-8")

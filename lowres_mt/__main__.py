@@ -1,0 +1,3 @@
+from lowres_mt.cli import main
+
+main()

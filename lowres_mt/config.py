@@ -78,17 +78,60 @@ class TrainConfig:
     trim_vocab: bool = True
     threads: int = 0  # torch threads, 0 = all cores
     dtype: Literal["float32", "bfloat16"] = "float32"
+    scheduler: Literal["linear", "cosine", "constant"] = "cosine"  # learning-rate decay after warmup
+    max_grad_norm: float = 1.0  # gradient clipping (0: off)
+    keep_checkpoints: int = 2  # newest checkpoints kept under checkpoints/
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    systems: tuple[str, ...] = ("tell", "sft", "icl", "zero-shot", "external")
+    # tell/sft = runs/<recipe>-tell|-sft; any other name = runs/<name>; apertium is skipped
+    # with a note when it is not installed
+    systems: tuple[str, ...] = ("tell", "sft", "icl", "zero-shot", "apertium", "external")
     testsets: tuple[str, ...] = ()
-    sample: int = 200  # sentences per test set and direction (0 = all)
+    sample: int = 200  # sentences per test set and direction (0 = all), seeded by `seed`
     icl_k: int = 4
     batch_size: int = 16
     max_new_tokens: int = 128
     num_beams: int = 1
+    bootstrap: int = 1000  # paired bootstrap resamples for CIs and p-values
+    baseline: str = "sft"  # every other system is tested for significance against this one
+    comet_model: str | None = None  # COMET checkpoint path or hub id; --comet-model overrides
+
+
+@dataclass(frozen=True)
+class BookConfig:
+    """The grammar-book track: resources (corpus set refs) for in-context prompts (`icl-book`) and
+    the auxiliary tasks mixed into TELL by `tell+book`. Templates take {src_name} (the object
+    language) and {tgt_name} (the language of glosses and translations)."""
+
+    wordlists: tuple[str, ...] = ()  # sets of wordlist entries (headword → gloss)
+    grammar: tuple[str, ...] = ()  # sets of grammar-book sections
+    glossed: tuple[str, ...] = ()  # sets of interlinear glossed examples
+    sentences: tuple[str, ...] = ()  # parallel sentences retrieved in context; default task.train
+    ratio: float = 1.0  # tell+book: book-task tokens = ratio × task tokens
+    tasks: dict[str, float] = field(default_factory=lambda: {
+        "words": 1.0, "gloss": 1.0, "gloss-translation": 1.0, "passages": 1.0})  # token shares
+    passage_words: int = 160  # words per grammar passage (first part prompt, rest continuation)
+    context: Literal["W", "W+S", "W+S+G"] = "W+S+G"  # in-context material, as in MTOB
+    context_tokens: int = 1024  # budget for the in-context material of one sentence
+    entries_per_word: int = 2  # wordlist entries shown per source word
+    gloss_instruction: str = (
+        "This text is in {src_name} and needs an interlinear gloss. Please gloss every word morpheme "
+        "by morpheme with Leipzig abbreviations, strictly maintaining the original word order, and "
+        "do not add any explanations or additional content.")
+    gloss_lead_in: str = "Sure, here is the interlinear gloss:"
+    unglossed_instruction: str = (
+        "This text is an interlinear gloss of a {src_name} sentence. Please write the {src_name} "
+        "sentence it glosses, with its morpheme boundaries, and do not add any explanations or "
+        "additional content.")
+    unglossed_lead_in: str = "Sure, here is the {src_name} sentence:"
+    gloss_translation_instruction: str = (
+        "This text is an interlinear gloss of a {src_name} sentence and needs to be translated into "
+        "{tgt_name}. Please translate only the text, strictly maintaining the original content "
+        "order, and do not add any explanations or additional content.")
+    passage_instruction: str = "This text is from a grammar of {src_name}. Please continue it."
+    passage_lead_in: str = "Sure, here is the continuation:"
 
 
 @dataclass(frozen=True)
@@ -106,6 +149,7 @@ class RecipeConfig:
     train: TrainConfig = TrainConfig()
     lora: dict[str, Any] = field(default_factory=dict)  # passed straight to peft.LoraConfig
     eval: EvalConfig = EvalConfig()
+    book: BookConfig = BookConfig()
 
     def __post_init__(self) -> None:
         if not self.directions:

@@ -1,0 +1,146 @@
+"""The data builder on a fake, in-memory corpora layer (fast, independent of the mirror)."""
+
+import json
+import random
+from types import SimpleNamespace
+
+import pytest
+
+import lowres_mt.corpora
+from lowres_mt.config import load_recipe
+from lowres_mt.data.build import build_dataset, token_counter
+from lowres_mt.data.guard import normalize
+from lowres_mt.data.records import Instruction, Message, Pair
+from lowres_mt.errors import UserError
+
+WORDS = "cat dog house river stone bird tree ship sun moon road fire".split()
+IS_WORDS = "köttur hundur hús á steinn fugl tré skip sól máni vegur eldur".split()
+
+
+def fake_pairs(ref, n, seed):
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        idx = [rng.randrange(len(WORDS)) for _ in range(rng.randint(3, 9))]
+        out.append(Pair(" ".join(WORDS[j] for j in idx) + f" {i}.", " ".join(IS_WORDS[j] for j in idx) + f" {i}.",
+                        "en", "is", ref, str(i)))
+    return out
+
+
+def fake_instructions(ref, n):
+    return [Instruction((Message("user", f"Question {i}: what is {' '.join(WORDS[: i % 7 + 1])}?"),
+                         Message("assistant", f"Answer {i}: " + " ".join(WORDS[: i % 11 + 2]))), ref, str(i))
+            for i in range(n)]
+
+
+@pytest.fixture
+def corpora(monkeypatch):
+    sets = {
+        "toy:train": fake_pairs("toy:train", 400, 1),
+        "toy:more": fake_pairs("toy:more", 100, 2),
+        "toy:dev": fake_pairs("toy:dev", 30, 3),
+        "toy:test": fake_pairs("toy:test", 30, 4),
+        "gen:a": fake_instructions("gen:a", 600),
+        "gen:b": fake_instructions("gen:b", 300),
+    }
+    # contaminate: a test sentence also sits in the training data (with a trivial variation)
+    leaked = sets["toy:test"][0]
+    sets["toy:train"].append(Pair(leaked.src.upper(), "eitthvað annað", "en", "is", "toy:train", "leak"))
+
+    def load_set(ref):
+        if ref not in sets:
+            raise UserError(f"unknown set {ref}")
+        return list(sets[ref])
+
+    def set_info(ref):
+        role = "general" if ref.startswith("gen") else "train"
+        return SimpleNamespace(ref=ref, role=role, files=(SimpleNamespace(path=f"{ref}.txt", sha256="0" * 64),))
+
+    monkeypatch.setattr(lowres_mt.corpora, "load_set", load_set)
+    monkeypatch.setattr(lowres_mt.corpora, "set_info", set_info)
+    return sets
+
+
+def recipe(*overrides):
+    base = [
+        "task.train=[toy:train, toy:more]", "task.dev=toy:dev", "task.guard=[toy:test]", "task.tokens=600",
+        "task.dev_size=5", "general.corpora=[gen:a, gen:b]", "general.ratio=4", "eval.testsets=[]",
+    ]
+    return load_recipe("en-is", base + list(overrides))
+
+
+def build(tmp_path, tiny_tokenizer, method="tell", name="run", cfg=None):
+    out = tmp_path / name / "data"
+    report = build_dataset(cfg or recipe(), method=method, out_dir=out, tokenizer=tiny_tokenizer)
+    rows = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+    return report, rows, out
+
+
+def test_same_seed_gives_byte_identical_files(tmp_path, tiny_tokenizer, corpora):
+    _, _, a = build(tmp_path, tiny_tokenizer, name="a")
+    _, _, b = build(tmp_path, tiny_tokenizer, name="b")
+    assert (a / "train.jsonl").read_bytes() == (b / "train.jsonl").read_bytes()
+    assert (a / "dev.jsonl").read_bytes() == (b / "dev.jsonl").read_bytes()
+    _, _, c = build(tmp_path, tiny_tokenizer, name="c", cfg=recipe("seed=1"))
+    assert (a / "train.jsonl").read_bytes() != (c / "train.jsonl").read_bytes()
+
+
+def test_general_to_task_ratio_within_five_percent(tmp_path, tiny_tokenizer, corpora):
+    report, rows, _ = build(tmp_path, tiny_tokenizer)
+    task = sum(v for k, v in report.tokens.items() if k.startswith("task/"))
+    assert task >= 600
+    assert report.tokens["general"] / task == pytest.approx(4.0, rel=0.05)
+    count = token_counter(tiny_tokenizer)
+    recount = sum(count(["\n".join(m["content"] for m in r["messages"])])[0] for r in rows if r["role"] == "general")
+    assert recount == report.tokens["general"]
+
+
+def test_contamination_guard_drops_and_reports(tmp_path, tiny_tokenizer, corpora):
+    report, rows, out = build(tmp_path, tiny_tokenizer, cfg=recipe("task.tokens=100000", "general.ratio=0"))
+    assert report.corpora["toy:train"].contaminated == 1
+    protected = {normalize(t) for p in corpora["toy:test"] + corpora["toy:dev"] for t in (p.src, p.tgt)}
+    train_texts = {normalize(r[k]) for r in rows if r["role"] == "task" for k in ("src", "tgt")}
+    assert not protected & train_texts
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["corpora"]["toy:train"]["contaminated"] == 1
+    assert manifest["corpora"]["toy:train"]["files"][0]["sha256"] == "0" * 64
+
+
+def test_tell_and_sft_see_the_same_task_pairs(tmp_path, tiny_tokenizer, corpora):
+    _, tell, _ = build(tmp_path, tiny_tokenizer, "tell", "t")
+    _, sft, _ = build(tmp_path, tiny_tokenizer, "sft", "s")
+    key = lambda rows: sorted((r["id"], r["direction"]) for r in rows if r["role"] == "task")  # noqa: E731
+    assert key(tell) == key(sft)
+    assert {r["role"] for r in sft} == {"task"}
+    assert {r["role"] for r in tell} == {"task", "general"}
+    tell_task = next(r for r in tell if r["role"] == "task")
+    sft_task = next(r for r in sft if r["id"] == tell_task["id"])
+    assert tell_task["messages"][0]["content"].startswith("This text is in")
+    assert sft_task["messages"][0]["content"].startswith("Translate from")
+
+
+def test_both_directions_and_dev_sample(tmp_path, tiny_tokenizer, corpora):
+    report, rows, out = build(tmp_path, tiny_tokenizer)
+    directions = [r["direction"] for r in rows if r["role"] == "task"]
+    assert abs(directions.count("en-is") - directions.count("is-en")) <= 1
+    is_en = next(r for r in rows if r["direction"] == "is-en")
+    assert is_en["messages"][0]["content"].endswith(is_en["src"])
+    assert any(w in is_en["src"] for w in IS_WORDS)
+    dev = [json.loads(line) for line in (out / "dev.jsonl").read_text().splitlines()]
+    assert len(dev) == report.dev_examples == 10
+    assert {d["direction"] for d in dev} == {"en-is", "is-en"}
+
+
+def test_empty_pool_is_a_clear_error_and_keeps_old_output(tmp_path, tiny_tokenizer, corpora):
+    _, _, out = build(tmp_path, tiny_tokenizer)
+    before = (out / "train.jsonl").read_bytes()
+    with pytest.raises(UserError, match="no training pairs left"):
+        build_dataset(recipe("task.max_chars=3"), method="tell", out_dir=out, tokenizer=tiny_tokenizer)
+    assert (out / "train.jsonl").read_bytes() == before
+    with pytest.raises(UserError, match="unknown method"):
+        build_dataset(recipe(), method="dpo", out_dir=out, tokenizer=tiny_tokenizer)
+
+
+def test_general_budget_too_large_is_an_error(tmp_path, tiny_tokenizer, corpora):
+    with pytest.raises(UserError, match="general corpora hold only"):
+        build_dataset(recipe("general.ratio=100000"), method="tell", out_dir=tmp_path / "x", tokenizer=tiny_tokenizer)

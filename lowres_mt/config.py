@@ -63,7 +63,7 @@ class GeneralConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    method: Literal["tell", "sft"] = "tell"
+    method: Literal["tell", "sft", "tell+book"] = "tell"
     epochs: float = 1.0
     max_steps: int = -1  # > 0 caps optimizer steps
     batch_tokens: int = 4096  # tokens per micro-batch (length-grouped packing)

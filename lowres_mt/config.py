@@ -53,11 +53,25 @@ class AnchorConfig:
 
 
 @dataclass(frozen=True)
+class S2LConfig:
+    """SmallToLarge selection settings (`lowres-mt select`; CLI options override them)."""
+
+    budget: int = 0  # general examples to select (0: must be given with --budget)
+    proxy: str = "smollm2-135m"  # small proxy model whose loss trajectories are clustered
+    clusters: int = 100  # k-means clusters (clamped to the pool size)
+    pool: int = 0  # score a seeded random subset of this many candidates (0: all)
+    epochs: float = 3.0  # proxy fine-tuning epochs over the pool
+    checkpoints: int = 12  # points per loss trajectory
+    stratify: bool = False  # split the budget across source corpora first
+
+
+@dataclass(frozen=True)
 class GeneralConfig:
     corpora: tuple[str, ...] = ()  # corpus set refs holding instruction data
     ratio: float = 10.0  # general tokens = ratio × task tokens (TELL only)
     select: Literal["random", "s2l"] = "random"
     selection: str | None = None  # path to a selection file (S2L); default runs/<recipe>-s2l/
+    s2l: S2LConfig = S2LConfig()
     max_tokens: int = 512  # drop general examples longer than this (tokens)
 
 
@@ -66,17 +80,19 @@ class TrainConfig:
     method: Literal["tell", "sft", "tell+book"] = "tell"
     epochs: float = 1.0
     max_steps: int = -1  # > 0 caps optimizer steps
-    batch_tokens: int = 4096  # tokens per micro-batch (length-grouped packing)
+    batch_tokens: int = 1024  # tokens per micro-batch (packed rows × longest row); ~1.3 GB of fp32
+    # activations per 512 tokens on Gemma-3-270M, so keep it small on CPU and raise grad_accum instead
     grad_accum: int = 1
     lr: float = 2e-4
     weight_decay: float = 0.0
     warmup_ratio: float = 0.05
-    max_length: int = 256  # tokens; longer examples are truncated/dropped and counted
+    max_length: int = 512  # tokens per example and per packed row; longer examples are truncated
+    # (or dropped when no answer token is left) and counted in metrics.jsonl
     eval_every: int = 50  # steps between dev evaluations (0: only at the end)
     dev_chrf_size: int = 16  # dev sentences per direction translated for dev chrF
-    save_every: int = 50  # steps between checkpoints
+    save_every: int = 25  # steps between checkpoints (0: none); a kill loses at most these steps
     trim_vocab: bool = True
-    threads: int = 0  # torch threads, 0 = all cores
+    threads: int = 0  # torch threads per process, 0 = all cores / processes on this machine
     dtype: Literal["float32", "bfloat16"] = "float32"
     scheduler: Literal["linear", "cosine", "constant"] = "cosine"  # learning-rate decay after warmup
     max_grad_norm: float = 1.0  # gradient clipping (0: off)
@@ -97,6 +113,7 @@ class EvalConfig:
     bootstrap: int = 1000  # paired bootstrap resamples for CIs and p-values
     baseline: str = "sft"  # every other system is tested for significance against this one
     comet_model: str | None = None  # COMET checkpoint path or hub id; --comet-model overrides
+    threads: int = 0  # torch threads while generating, 0 = leave torch's default (all cores)
 
 
 @dataclass(frozen=True)

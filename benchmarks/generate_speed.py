@@ -1,0 +1,167 @@
+"""Generation speed: naive one-sentence-at-a-time `model.generate` vs lowres-mt's batched engine.
+
+Same model, same prompts (FLORES-200 devtest, English→Icelandic), same stop rules (end of turn /
+eos / first newline after text), greedy, in one process. Records sentences/s of both, the
+speed-up, and whether the translations are identical, to
+benchmarks/results/generate_speed-<model>[-tell]-t<threads>.{json,md}. Exits 1 if any output differs.
+
+    .venv/bin/python benchmarks/generate_speed.py                   # bundled Gemma-3-270M, plain prompt
+    .venv/bin/python benchmarks/generate_speed.py --style tell      # TELL prompt: full-length answers
+    .venv/bin/python benchmarks/generate_speed.py --run runs/en-is-tell  # a trained run, LoRA merged
+    .venv/bin/python benchmarks/generate_speed.py --model tiny      # smoke mode, random tiny model
+
+Prompt processing costs the same per token batched or not (it is compute-bound either way), so
+the speed-up grows with the answer length: the untrained base model with the plain prompt
+mostly echoes a few tokens, a TELL prompt or a trained run writes whole translations. Measure
+on an otherwise idle CPU: with other processes competing for the cores, every multi-threaded
+matrix product waits for a preempted OpenMP thread and the timings mean little.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import torch  # noqa: E402
+from transformers import StoppingCriteriaList  # noqa: E402
+
+from lowres_mt.config import AnchorConfig  # noqa: E402
+from lowres_mt.data.prompts import parse_response, prompt_messages, style_for  # noqa: E402
+from lowres_mt.io import write_json, write_text  # noqa: E402
+from lowres_mt.translate import AnswerEnd, DecodeSettings, Engine, build_prompt, first_line  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TINY_TOKENIZER = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "tiny_tokenizer"
+
+
+def load_model(name: str, run: str | None = None):
+    if run is not None:
+        from lowres_mt.models import load_run
+        from lowres_mt.translate import merge_lora
+
+        model, tokenizer, _ = load_run(Path(run))
+        return merge_lora(model), tokenizer
+    if name != "tiny":
+        from lowres_mt.models import load_base
+
+        return load_base(name)
+    from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig
+
+    tokenizer = AutoTokenizer.from_pretrained(TINY_TOKENIZER)
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+                              num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=1,
+                              head_dim=16, max_position_embeddings=1024, sliding_window=512,
+                              pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                              eos_token_id=tokenizer.eos_token_id)
+    return Gemma3ForCausalLM(config).eval(), tokenizer
+
+
+def load_sources(n: int) -> list[str]:
+    from lowres_mt.corpora import load_set
+
+    return [p.src for p in load_set("flores200:devtest")[:n]]
+
+
+@torch.inference_mode()
+def naive(model, tokenizer, prompts: list[str], engine: Engine, max_new_tokens: int) -> list[str]:
+    """What a straightforward script does: one prompt at a time through model.generate."""
+    out = []
+    for prompt in prompts:
+        ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
+        stop = AnswerEnd(engine.tables)
+        stop.prompt_width = ids.shape[1]
+        gen = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                             max_new_tokens=max_new_tokens, eos_token_id=engine.stop_ids,
+                             pad_token_id=engine.pad_id, stopping_criteria=StoppingCriteriaList([stop]))
+        out.append(first_line(tokenizer.decode(gen[0, ids.shape[1]:], skip_special_tokens=True)))
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="gemma-3-270m", help="registry name, folder, or 'tiny'")
+    parser.add_argument("--run", default=None, help="a trained run folder (adapter merged into its base)")
+    parser.add_argument("--style", choices=("plain", "tell"), default="plain",
+                        help="prompt style for a base model (a run uses its own)")
+    parser.add_argument("--sentences", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--max-new-tokens", type=int, default=96)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    model, tokenizer = load_model(args.model, args.run)
+    style, anchor, label = args.style, AnchorConfig(), args.model
+    if args.run is not None:
+        from lowres_mt.translate import read_run
+
+        cfg, info = read_run(Path(args.run))
+        style, anchor, label = style_for(info.get("method") or cfg.train.method), cfg.anchor, Path(args.run).name
+    sources = load_sources(args.sentences)
+    prompts = [build_prompt(tokenizer, *prompt_messages(s, "en", "is", style, anchor)) for s in sources]
+    engine = Engine(model, tokenizer, DecodeSettings(args.batch_size, args.max_new_tokens),
+                    progress=sys.stderr.isatty())
+    engine.complete(prompts[:2])  # warm-up: first-call allocations and kernel selection
+    naive(model, tokenizer, prompts[:1], engine, 4)
+
+    t0 = time.perf_counter()
+    slow = naive(model, tokenizer, prompts, engine, args.max_new_tokens)
+    naive_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fast = engine.complete(prompts, "engine")
+    engine_s = time.perf_counter() - t0
+
+    parse = [parse_response(t, style, anchor, "en", "is") for t in (*slow, *fast)]
+    slow_t, fast_t = parse[:len(slow)], parse[len(slow):]
+    mismatches = [i for i, (a, b) in enumerate(zip(slow_t, fast_t, strict=True)) if a != b]
+    record = {
+        "model": label, "prompt_style": style, "sentences": len(prompts), "batch_size": args.batch_size,
+        "max_new_tokens": args.max_new_tokens, "threads": args.threads, "decoding": "greedy",
+        "naive_s": round(naive_s, 2), "engine_s": round(engine_s, 2),
+        "naive_sentences_per_s": round(len(prompts) / naive_s, 3),
+        "engine_sentences_per_s": round(len(prompts) / engine_s, 3),
+        "speedup": round(naive_s / engine_s, 2),
+        "identical_outputs": len(prompts) - len(mismatches), "mismatch_rate": len(mismatches) / len(prompts),
+        "mismatched_indices": mismatches,
+        "generated_tokens": sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in fast),
+        "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2),
+        "command": "python benchmarks/generate_speed.py " + " ".join(sys.argv[1:]),
+        "examples": [{"src": s, "naive": a, "engine": b} for s, a, b in list(zip(sources, slow_t, fast_t))[:3]],
+    }
+    tell = "-tell" if args.run is None and style == "tell" else ""
+    stem = RESULTS / f"generate_speed-{Path(label).name}{tell}-t{args.threads}"
+    write_json(stem.with_suffix(".json"), record)
+    write_text(stem.with_suffix(".md"), render(record))
+    print(render(record))
+    if mismatches:
+        print(f"outputs differ for {len(mismatches)} of {len(prompts)} sentences", file=sys.stderr)
+        return 1
+    return 0
+
+
+def render(r: dict) -> str:
+    return (
+        f"# Generation speed: {r['model']}\n\n"
+        f"`{r['command']}` — {r['sentences']} FLORES-200 devtest sentences, en→is, "
+        f"{r['prompt_style']} prompt, greedy, "
+        f"≤ {r['max_new_tokens']} new tokens, {r['threads']} torch threads "
+        f"(1-min load average at the end: {r['load_avg_1m']}).\n\n"
+        "| decoder | seconds | sentences/s |\n|---|---|---|\n"
+        f"| naive `model.generate`, one sentence at a time | {r['naive_s']} | {r['naive_sentences_per_s']} |\n"
+        f"| lowres-mt engine, batch {r['batch_size']}, length-sorted | {r['engine_s']} | "
+        f"{r['engine_sentences_per_s']} |\n\n"
+        f"Speed-up: **{r['speedup']}×**. Identical translations: {r['identical_outputs']}/{r['sentences']} "
+        f"(mismatch rate {r['mismatch_rate']:.3f}).\n"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""`lowres-mt translate`: text on the command line, a file or stdin (batch), or an interactive prompt."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from lowres_mt.cli.common import console, err_console
+from lowres_mt.errors import UserError
+
+
+def register(app: typer.Typer) -> None:
+    app.command("translate")(translate_cmd)
+
+
+def translate_cmd(
+    text: list[str] = typer.Argument(None, help="segments to translate (each argument is one)"),
+    run: Path = typer.Option(None, "--run", help="trained run folder, e.g. runs/en-is-tell"),
+    base_model: str = typer.Option(None, "--base-model", help="base model for zero-shot use (no --run)"),
+    src: str = typer.Option(..., "--from", help="source language code, e.g. en"),
+    tgt: str = typer.Option(..., "--to", help="target language code, e.g. is"),
+    input_file: Path = typer.Option(None, "--input", "-i", help="file with one segment per line"),
+    batch_size: int = typer.Option(16, "--batch-size"),
+    max_new_tokens: int = typer.Option(256, "--max-new-tokens"),
+    num_beams: int = typer.Option(1, "--num-beams", help="1 = greedy"),
+) -> None:
+    """Translate text with a trained run (or a base model, zero-shot).
+
+    Batch mode (text arguments, --input, or piped stdin) prints one line per input line, in
+    order; blank lines stay blank. With no text and a terminal, an interactive prompt starts:
+    /swap swaps the direction, /quit leaves.
+    """
+    from lowres_mt.translate import DecodeSettings, open_translator
+
+    if run is not None and base_model is not None:
+        raise UserError("give either --run or --base-model, not both (a run knows its base model)")
+    if input_file is not None and not input_file.is_file():
+        raise UserError(f"--input {input_file}: no such file")
+    segments = _batch_segments(text, input_file)
+    interactive = segments is None
+    translator = open_translator(run, base_model, DecodeSettings(batch_size, max_new_tokens, num_beams),
+                                 direction=(src, tgt), progress=not interactive and err_console.is_terminal)
+    if interactive:
+        _interactive(translator, src, tgt)
+        return
+    for line in translator.translate(segments, src, tgt):
+        sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def _batch_segments(text: list[str] | None, input_file: Path | None) -> list[str] | None:
+    """Segments for batch mode, or None when the interactive prompt should start."""
+    if text:
+        return list(text)
+    if input_file is not None:
+        return input_file.read_text(encoding="utf-8").splitlines()
+    if not sys.stdin.isatty():
+        return sys.stdin.read().splitlines()
+    return None
+
+
+def _interactive(translator, src: str, tgt: str) -> None:
+    history = _start_history()
+    console.print(f"[bold]{translator.label}[/] — type text to translate; /swap swaps the "
+                  "direction, /quit leaves.", highlight=False)
+    while True:
+        try:
+            line = input(f"{src}→{tgt}> ")
+        except (EOFError, KeyboardInterrupt):
+            console.print()
+            break
+        command = line.strip()
+        if command in ("/quit", "/exit", "/q"):
+            break
+        if command == "/swap":
+            try:
+                translator.check(tgt, src)
+            except UserError as err:
+                err_console.print(f"[red]{err}[/]", highlight=False)
+                continue
+            src, tgt = tgt, src
+            continue
+        if command.startswith("/"):
+            err_console.print("commands: /swap, /quit")
+            continue
+        if command:
+            console.print(translator.translate([line], src, tgt)[0], highlight=False, markup=False)
+    _save_history(history)
+
+
+def _start_history() -> Path | None:
+    try:
+        import readline
+    except ImportError:  # not every platform ships readline; plain input() still works
+        return None
+    from lowres_mt.corpora import cache_dir
+
+    path = cache_dir() / "translate_history"
+    if path.is_file():
+        readline.read_history_file(path)
+    readline.set_history_length(1000)
+    return path
+
+
+def _save_history(path: Path | None) -> None:
+    if path is None:
+        return
+    import readline
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    readline.write_history_file(path)

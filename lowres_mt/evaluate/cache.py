@@ -1,0 +1,79 @@
+"""What a stored result depends on, as hashes, so a rerun redoes only what changed.
+
+Three keys per result: `generation` (system identity incl. model/adapter bytes, prompt format,
+decoding settings, the exact sample of source sentences), `scoring` (the hypotheses, the
+references, the metric versions, the COMET model) and `significance` (this system's and the
+baseline's hypotheses). A result is reused only when its stored key equals the current one
+and its hypothesis file still has the recorded sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from lowres_mt.config import RecipeConfig
+from lowres_mt.data.records import Pair
+from lowres_mt.evaluate.systems import System
+from lowres_mt.translate import DecodeSettings
+from lowres_mt.typed import to_dict
+
+# bump when generation or parsing changes in a way that changes outputs
+ENGINE_VERSION = 1
+
+
+def digest(obj) -> str:
+    blob = obj if isinstance(obj, str) else json.dumps(obj, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def text_digest(lines: Sequence[str]) -> str:
+    return digest("\n".join(lines))
+
+
+def config_hash(cfg: RecipeConfig) -> str:
+    return digest(cfg.to_dict())[:16]
+
+
+def generation_key(system: System, cfg: RecipeConfig, settings: DecodeSettings, testset: str,
+                   direction: str, pairs: Sequence[Pair]) -> str:
+    parts: dict = {
+        "system": system.name, "kind": system.kind, "fingerprint": system.fingerprint,
+        "testset": testset, "direction": direction,
+        "ids": [p.id for p in pairs], "sources": text_digest([p.src for p in pairs]),
+    }
+    if system.kind in ("base", "icl", "adapter"):
+        parts["engine"] = ENGINE_VERSION
+        parts["style"] = system.style
+        parts["decode"] = {"max_new_tokens": settings.max_new_tokens, "num_beams": settings.num_beams}
+        if system.kind != "adapter":  # a run's own config supplies its prompt
+            parts["prompt"] = {"anchor": to_dict(cfg.anchor), "names": cfg.language_names}
+        if system.kind == "icl":
+            parts["icl"] = {"k": cfg.eval.icl_k, "pool": list(cfg.task.train),
+                            "guard": list(cfg.eval.testsets + cfg.task.guard),
+                            "chars": [cfg.task.min_chars, cfg.task.max_chars]}
+    return digest(parts)
+
+
+def scoring_key(generation: str, hyp_sha: str, refs: Sequence[str], bootstrap: int,
+                comet_model: str | None, sacrebleu_version: str) -> str:
+    return digest({"generation": generation, "hyps": hyp_sha, "refs": text_digest(refs),
+                   "bootstrap": bootstrap, "comet": comet_model, "sacrebleu": sacrebleu_version})
+
+
+def significance_key(baseline_hyp_sha: str, hyp_sha: str, refs: Sequence[str], bootstrap: int) -> str:
+    return digest({"baseline": baseline_hyp_sha, "hyps": hyp_sha, "refs": text_digest(refs),
+                   "bootstrap": bootstrap})
+
+
+def file_sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_result(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None

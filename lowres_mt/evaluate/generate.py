@@ -1,0 +1,129 @@
+"""Turn a system and a test sample into hypotheses: loads models lazily (one at a time),
+retrieves ICL examples, calls apertium, or looks up submitted outputs."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from lowres_mt.config import RecipeConfig
+from lowres_mt.data.records import Pair
+from lowres_mt.errors import UserError
+from lowres_mt.evaluate.retrieval import ShotRetriever, guard_pool, orient
+from lowres_mt.evaluate.systems import System, apertium_translate, external_outputs
+from lowres_mt.translate import DecodeSettings, Engine, merge_lora
+
+
+def _load_base(name: str):
+    from lowres_mt import models
+
+    return models.load_base(name)
+
+
+def _load_run(run: Path):
+    from lowres_mt import models
+
+    return models.load_run(run)
+
+
+def _load_pairs(refs: Sequence[str]) -> list[Pair]:
+    from lowres_mt import corpora
+
+    pairs = []
+    for ref in refs:
+        rows = corpora.load_set(ref)
+        pairs.extend(r for r in rows if isinstance(r, Pair))
+    return pairs
+
+
+class HypothesisMaker:
+    """Produces hypotheses for (system, sample, direction); keeps at most one model in memory.
+
+    `load_base(name) -> (model, tokenizer)` and `load_run(dir) -> (model, tokenizer, cfg)` default
+    to `lowres_mt.models`; `load_pairs(refs)` to the corpora loader (ICL pools, guard sets).
+    """
+
+    def __init__(self, cfg: RecipeConfig, settings: DecodeSettings, *,
+                 load_base: Callable | None = None, load_run: Callable | None = None,
+                 load_pairs: Callable[[Sequence[str]], list[Pair]] | None = None,
+                 progress: bool = True, console: Console | None = None):
+        self.cfg = cfg
+        self.settings = settings
+        self.load_base = load_base or _load_base
+        self.load_run = load_run or _load_run
+        self.load_pairs = load_pairs or _load_pairs
+        self.progress = progress
+        self.console = console or Console(stderr=True)
+        self._engine_key: tuple | None = None
+        self._engine: Engine | None = None
+        self._run_cfg: RecipeConfig | None = None
+        self._retrievers: dict[str, ShotRetriever] = {}
+        self._external: dict[tuple[str, str], dict] = {}
+        self.guard_dropped: dict[str, int] = {}
+
+    def make(self, system: System, pairs: Sequence[Pair], direction: str, testset: str) -> list[str]:
+        sources = [p.src for p in pairs]
+        src, tgt = direction.split("-")
+        label = f"{system.name} {testset} {src}→{tgt}"
+        if system.kind == "apertium":
+            return apertium_translate(sources, direction)
+        if system.kind == "external":
+            return self._external_rows(system, pairs, direction, testset)
+        if system.kind in ("base", "icl"):
+            engine = self._engine_for(("base", system.model))
+            shots = self._retriever(direction).shots(sources) if system.kind == "icl" else None
+            return engine.translate(sources, src, tgt, style="plain", anchor=self.cfg.anchor,
+                                    names=self.cfg.language_names, shots=shots, description=label)
+        if system.kind == "adapter":
+            engine = self._engine_for(("run", str(system.run)))
+            run_cfg = self._run_cfg or self.cfg
+            return engine.translate(sources, src, tgt, style=system.style, anchor=run_cfg.anchor,
+                                    names=run_cfg.language_names, description=label)
+        raise ValueError(f"unknown system kind {system.kind!r}")
+
+    def close(self) -> None:
+        self._engine = self._engine_key = self._run_cfg = None
+        gc.collect()
+
+    def _engine_for(self, key: tuple) -> Engine:
+        if key == self._engine_key and self._engine is not None:
+            return self._engine
+        self.close()
+        kind, where = key
+        if kind == "base":
+            model, tokenizer = self.load_base(where)
+        else:
+            model, tokenizer, self._run_cfg = self.load_run(Path(where))
+            model = merge_lora(model)
+        self._engine = Engine(model, tokenizer, self.settings, progress=self.progress,
+                              console=self.console)
+        self._engine_key = key
+        return self._engine
+
+    def _retriever(self, direction: str) -> ShotRetriever:
+        if direction not in self._retrievers:
+            if not self.cfg.task.train:
+                raise UserError(f"recipe '{self.cfg.name}' lists no task.train sets, so `icl` has no "
+                                "examples to retrieve; add training sets or drop icl from --systems")
+            pool = [p for p in orient(self.load_pairs(self.cfg.task.train), direction)
+                    if self.cfg.task.min_chars <= max(len(p.src), len(p.tgt)) <= self.cfg.task.max_chars]
+            protected = self.load_pairs(tuple(dict.fromkeys(self.cfg.eval.testsets + self.cfg.task.guard)))
+            kept, dropped = guard_pool(pool, protected)
+            self.guard_dropped[direction] = dropped
+            self._retrievers[direction] = ShotRetriever(kept, self.cfg.eval.icl_k)
+        return self._retrievers[direction]
+
+    def _external_rows(self, system: System, pairs: Sequence[Pair], direction: str,
+                       testset: str) -> list[str]:
+        key = (testset, direction)
+        if key not in self._external:
+            self._external[key] = external_outputs(testset, direction)
+        submitted = system.name.split(":", 1)[1]
+        rows = self._external[key].get(submitted, {})
+        missing = [p.id for p in pairs if p.id not in rows]
+        if missing:
+            raise UserError(f"{system.name}: no output for segment(s) {', '.join(missing[:5])} of {testset}")
+        return [rows[p.id] for p in pairs]

@@ -1,0 +1,167 @@
+"""Tables from result JSONs: results/<recipe>/REPORT.md (markdown) and the rich terminal table.
+
+The report is a pure function of the results (no dates or timings in it), so rerunning an
+unchanged evaluation rewrites the same file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.table import Table
+
+from lowres_mt.config import RecipeConfig
+from lowres_mt.evaluate.comet import NO_COMET
+from lowres_mt.evaluate.metrics import METRIC_NAMES
+from lowres_mt.evaluate.plots import group_key, plot_chrf, plot_data_efficiency
+from lowres_mt.io import write_text
+
+SYSTEM_ORDER = ["tell", "sft", "icl", "zero-shot", "apertium"]
+ALPHA = 0.05
+
+
+def load_results(root: Path) -> list[dict]:
+    """Every stored result under results/<recipe>/ (any system, any earlier run)."""
+    out = []
+    for path in sorted(root.glob("*/*.json")):
+        try:
+            row = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and "scores" in row and "system" in row:
+            out.append(row)
+    return out
+
+
+def system_order(results: list[dict]) -> list[str]:
+    """tell, sft, icl, zero-shot, apertium, other runs, then submitted systems by mean chrF."""
+    names = {r["system"] for r in results}
+    ours = [n for n in SYSTEM_ORDER if n in names]
+    runs = sorted(n for n in names if n not in ours and not _is_external(results, n))
+    chrf: dict[str, list[float]] = {}
+    for r in results:
+        if _is_external(results, r["system"]):
+            chrf.setdefault(r["system"], []).append(r["scores"]["chrF"]["score"])
+    external = sorted(chrf, key=lambda n: (-sum(chrf[n]) / len(chrf[n]), n))
+    return ours + runs + external
+
+
+def _is_external(results: list[dict], name: str) -> bool:
+    return any(r["system"] == name and r["kind"] == "external" for r in results)
+
+
+def fmt_score(score: dict | None) -> str:
+    if not score:
+        return "–"
+    return f"{score['score']:.1f} ± {score['ci_halfwidth']:.1f}"
+
+
+def fmt_comet(score: dict | None) -> str:
+    if not score or score.get("score") is None:
+        return (score or {}).get("note", NO_COMET)
+    return f"{score['score']:.4f}"
+
+
+def fmt_p(result: dict, metric: str = "chrF") -> str:
+    sig = result.get("significance")
+    if not sig:
+        return "baseline" if result.get("_baseline") else "–"
+    p = sig["p"][metric]
+    return f"{p:.3f}{' *' if p < ALPHA else ''}"
+
+
+def _groups(results: list[dict]) -> dict[str, list[dict]]:
+    groups: dict[str, list[dict]] = {}
+    for r in sorted(results, key=lambda r: (r["testset"], r["direction"])):
+        groups.setdefault(group_key(r), []).append(r)
+    return groups
+
+
+def overview_rows(results: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """chrF ± CI per system (rows) and test set + direction (columns)."""
+    groups = _groups(results)
+    header = ["system", *groups]
+    rows = []
+    for name in system_order(results):
+        cells = [name]
+        for group in groups.values():
+            found = next((r for r in group if r["system"] == name), None)
+            cells.append(fmt_score(found["scores"]["chrF"]) if found else "–")
+        rows.append(cells)
+    return header, rows
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def detail_rows(group: list[dict], order: list[str]) -> list[list[str]]:
+    rows = []
+    for r in sorted(group, key=lambda r: order.index(r["system"])):
+        speed = r.get("timings", {}).get("sentences_per_s")
+        rows.append([r["system"], *(fmt_score(r["scores"].get(m)) for m in METRIC_NAMES),
+                     fmt_comet(r["scores"].get("COMET")), fmt_p(r),
+                     f"{speed:.2f}" if speed and r["kind"] not in ("external",) else "–"])
+    return rows
+
+
+def render_markdown(results: list[dict], notes: list[str], cfg: RecipeConfig,
+                    plots: list[Path], command: str = "") -> str:
+    order = system_order(results)
+    baseline = cfg.eval.baseline
+    for r in results:
+        r["_baseline"] = r["system"] == baseline
+    n = sorted({r["n"] for r in results})
+    lines = [f"# Evaluation: {cfg.name}", "",
+             f"Command: `{command or f'lowres-mt eval {cfg.name}'}` — {'/'.join(map(str, n)) or 0} "
+             "sentences per test "
+             f"set and direction (seeded sample, seed {cfg.seed}); base model `{cfg.base_model}`; "
+             f"decoding: {'greedy' if cfg.eval.num_beams == 1 else f'beam {cfg.eval.num_beams}'}, "
+             f"≤ {cfg.eval.max_new_tokens} new tokens. Scores are corpus-level with 95% bootstrap "
+             f"confidence intervals (± half-width).", ""]
+    guard = {r["direction"]: r["guard_dropped"] for r in results if r.get("guard_dropped") is not None}
+    if guard:
+        notes = [*notes, "icl: the contamination guard dropped " + ", ".join(
+            f"{n} {d} pool pairs" for d, n in sorted(guard.items())) + " that occur in a test set"]
+    if notes:
+        lines += ["## Notes", "", *(f"- {note}" for note in notes), ""]
+    lines += ["## chrF overview", "", *_markdown_table(*overview_rows(results)), ""]
+    for title, group in _groups(results).items():
+        lines += [f"## {title} (n={group[0]['n']})", ""]
+        lines += _markdown_table(["system", *METRIC_NAMES, "COMET", f"p (chrF vs {baseline})", "sent/s"],
+                                 detail_rows(group, order))
+        lines.append("")
+    lines += [f"p: paired bootstrap resampling against `{baseline}` ({cfg.eval.bootstrap} resamples, "
+              f"sacrebleu); * marks p < {ALPHA}. `–` where no `{baseline}` result exists.", ""]
+    if plots:
+        lines += ["## Plots", "", *(f"![{p.stem}](plots/{p.name})" for p in plots), ""]
+    lines += ["## Signatures", ""]
+    sigs = {m: r["scores"][m]["signature"] for r in results for m in METRIC_NAMES if m in r["scores"]}
+    lines += [f"- {m}: `{sig}`" for m, sig in sigs.items()]
+    for r in results:
+        r.pop("_baseline", None)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_report(root: Path, results: list[dict], notes: list[str], cfg: RecipeConfig,
+                 command: str = "") -> list[Path]:
+    """REPORT.md and the plots for this evaluation; the curve also uses earlier stored runs."""
+    plots = [p for p in (
+        plot_chrf(results, root / "plots" / "chrf.png", system_order(results)),
+        plot_data_efficiency(load_results(root), root / "plots" / "data_efficiency.png"),
+    ) if p is not None]
+    write_text(root / "REPORT.md", render_markdown(results, notes, cfg, plots, command))
+    return plots
+
+
+def rich_table(results: list[dict], title: str = "chrF (± 95% CI)") -> Table:
+    header, rows = overview_rows(results)
+    table = Table(title=title)
+    for col in header:
+        table.add_column(col, justify="left" if col == "system" else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table

@@ -1,0 +1,254 @@
+"""`lowres-mt eval`: systems × test sets × directions on a seeded sample, scored, cached, reported.
+
+Writes results/<recipe>/<system>/<testset>.<direction>.json and .txt (hypotheses, one per line
+in sample order), then results/<recipe>/REPORT.md and PNG plots. Results whose cache keys match
+(see `cache`) are reused, so a rerun with nothing changed only re-renders the report.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+
+from lowres_mt.config import RecipeConfig
+from lowres_mt.data.records import Pair
+from lowres_mt.errors import UserError
+from lowres_mt.evaluate import cache, metrics
+from lowres_mt.evaluate.comet import NO_COMET
+from lowres_mt.evaluate.generate import HypothesisMaker
+from lowres_mt.evaluate.report import write_report
+from lowres_mt.evaluate.systems import System, external_outputs, resolve_systems, runs_dir
+from lowres_mt.io import write_json, write_text
+from lowres_mt.translate import DecodeSettings
+
+KIND_ORDER = {"base": 0, "icl": 1, "adapter": 2, "apertium": 3, "external": 4}
+
+
+def results_dir() -> Path:
+    return Path(os.environ.get("LOWRES_MT_RESULTS", "results"))
+
+
+def slug(testset: str) -> str:
+    return testset.replace(":", "-").replace("/", "-")
+
+
+@dataclass
+class Job:
+    system: System
+    testset: str
+    direction: str
+    pairs: list[Pair]
+
+    def stem(self, root: Path) -> Path:
+        return root / slug(self.system.name) / f"{slug(self.testset)}.{self.direction}"
+
+
+@dataclass
+class EvalOutcome:
+    results: list[dict]
+    notes: list[str]
+    report: Path
+    plots: list[Path] = field(default_factory=list)
+    generated: int = 0
+    reused: int = 0
+    seconds: float = 0.0
+
+
+def sample_testsets(cfg: RecipeConfig, size: int) -> dict[tuple[str, str], list[Pair]]:
+    """{(test set, direction): pairs} — the same seeded sentence sample for both directions."""
+    from lowres_mt import corpora
+
+    if not cfg.eval.testsets:
+        raise UserError(f"recipe '{cfg.name}' lists no eval.testsets; add some (e.g. flores200:devtest)")
+    out = {}
+    for ref in cfg.eval.testsets:
+        pairs = [p for p in corpora.load_set(ref) if isinstance(p, Pair)]
+        if not pairs:
+            raise UserError(f"test set {ref} has no sentence pairs; check eval.testsets")
+        index = range(len(pairs))
+        if 0 < size < len(pairs):
+            index = sorted(random.Random(f"{cfg.seed}:{ref}").sample(index, size))
+        chosen = [pairs[i] for i in index]
+        for direction in corpora.set_info(ref).directions:
+            if direction not in cfg.directions:
+                continue
+            out[(ref, direction)] = [p if p.direction == direction else p.reversed() for p in chosen]
+    return out
+
+
+def plan_jobs(systems: list[System], samples: dict[tuple[str, str], list[Pair]],
+              notes: list[str]) -> list[Job]:
+    jobs = []
+    for (testset, direction), pairs in samples.items():
+        for system in systems:
+            if system.kind == "apertium" and direction != "is-en":
+                continue
+            if system.kind == "external":
+                corpus = testset.split(":", 1)[0]
+                for name in sorted(external_outputs(testset, direction)):
+                    jobs.append(Job(System(f"{corpus}:{name}", "external", fingerprint="submitted"),
+                                    testset, direction, pairs))
+                continue
+            jobs.append(Job(system, testset, direction, pairs))
+    if any(s.kind == "apertium" for s in systems) and not any("is-en" == d for _, d in samples):
+        notes.append("apertium: no is→en test direction in this evaluation")
+    return sorted(jobs, key=lambda j: (KIND_ORDER[j.system.kind], str(j.system.run), j.system.name))
+
+
+def run_eval(cfg: RecipeConfig, *, systems: list[str] | None = None, sample: int | None = None,
+             comet_model: str | None = None, all_runs: bool = False, results_root: Path | None = None,
+             runs_root: Path | None = None, maker: HypothesisMaker | None = None,
+             progress: bool = True, console: Console | None = None,
+             command: str | None = None) -> EvalOutcome:
+    started = time.perf_counter()
+    if cfg.eval.threads > 0:
+        import torch
+
+        torch.set_num_threads(cfg.eval.threads)
+    root = (results_root or results_dir()) / cfg.name
+    chosen, notes = resolve_systems(cfg, systems or cfg.eval.systems, runs_root or runs_dir(),
+                                    all_runs=all_runs)
+    size = cfg.eval.sample if sample is None else sample
+    samples = sample_testsets(cfg, size)
+    jobs = plan_jobs(chosen, samples, notes)
+    settings = DecodeSettings(cfg.eval.batch_size, cfg.eval.max_new_tokens, cfg.eval.num_beams)
+    maker = maker or HypothesisMaker(cfg, settings, progress=progress, console=console)
+    scorer = _Scorer(comet_model or cfg.eval.comet_model)
+    outcome = EvalOutcome([], notes, root / "REPORT.md")
+    try:
+        for job in jobs:
+            try:
+                result, generated = _evaluate(job, cfg, settings, maker, scorer, root, size)
+            except UserError as err:
+                if job.system.kind not in ("external", "apertium"):
+                    raise
+                notes.append(f"{job.system.name}: skipped on {job.testset} {job.direction} — {err}")
+                continue
+            outcome.results.append(result)
+            outcome.generated += generated
+            outcome.reused += not generated
+    finally:
+        maker.close()
+    refs = {key: [p.tgt for p in pairs] for key, pairs in samples.items()}
+    _add_significance(outcome.results, refs, root, cfg)
+    for result in outcome.results:
+        write_json(root / result["path"], result)
+    outcome.plots = write_report(root, outcome.results, notes, cfg,
+                                 command or f"lowres-mt eval {cfg.name}")
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+def _evaluate(job: Job, cfg: RecipeConfig, settings: DecodeSettings, maker: HypothesisMaker,
+              scorer: _Scorer, root: Path, size: int) -> tuple[dict, bool]:
+    """One result: hypotheses and scores reused when their cache keys match, else recomputed."""
+    stem = job.stem(root)
+    json_path, hyp_path = stem.with_suffix(stem.suffix + ".json"), stem.with_suffix(stem.suffix + ".txt")
+    old = cache.read_result(json_path) or {}
+    gen_key = cache.generation_key(job.system, cfg, settings, job.testset, job.direction, job.pairs)
+    hyps, timings, reuse = _hypotheses(job, gen_key, old, maker, hyp_path)
+    hyp_sha = cache.file_sha(hyp_path)
+    refs = [p.tgt for p in job.pairs]
+    score_key = cache.scoring_key(gen_key, hyp_sha, refs, cfg.eval.bootstrap, scorer.model_name,
+                                  metrics.sacrebleu_version())
+    if old.get("cache", {}).get("scoring") == score_key and reuse:
+        scores = old["scores"]
+    else:
+        t0 = time.perf_counter()
+        scores = metrics.score_corpus(hyps, refs, job.pairs[0].tgt_lang, cfg.eval.bootstrap)
+        scores["COMET"] = scorer.comet(job.pairs, hyps)
+        timings["score_s"] = round(time.perf_counter() - t0, 3)
+    system = job.system
+    result = {
+        "recipe": cfg.name, "system": system.name, "kind": system.kind, "method": system.method or None,
+        "testset": job.testset, "direction": job.direction,
+        "src_lang": job.pairs[0].src_lang, "tgt_lang": job.pairs[0].tgt_lang,
+        "n": len(hyps), "sample": size, "seed": cfg.seed, "ids": [p.id for p in job.pairs],
+        "model": system.model or None, "adapter": str(system.run / "adapter") if system.run else None,
+        "task_tokens": system.task_tokens, "config_hash": cache.config_hash(cfg),
+        "decode": {"batch_size": settings.batch_size, "max_new_tokens": settings.max_new_tokens,
+                   "num_beams": settings.num_beams},
+        "scores": scores, "significance": old.get("significance") if reuse else None,
+        "guard_dropped": (old.get("guard_dropped") if reuse else maker.guard_dropped.get(job.direction))
+        if system.kind == "icl" else None,
+        "timings": timings, "hypotheses": hyp_path.name, "hyp_sha256": hyp_sha,
+        "cache": {"generation": gen_key, "scoring": score_key,
+                  "significance": old.get("cache", {}).get("significance") if reuse else None},
+        "path": str(json_path.relative_to(root)),
+    }
+    return result, not reuse
+
+
+def _hypotheses(job: Job, gen_key: str, old: dict, maker: HypothesisMaker,
+                hyp_path: Path) -> tuple[list[str], dict, bool]:
+    """(hypotheses, timings, reused): the stored file when its key and checksum match."""
+    if (old.get("cache", {}).get("generation") == gen_key and hyp_path.is_file()
+            and cache.file_sha(hyp_path) == old.get("hyp_sha256")):
+        return hyp_path.read_text(encoding="utf-8").split("\n")[:-1], dict(old.get("timings", {})), True
+    t0 = time.perf_counter()
+    hyps = [" ".join(h.split()) for h in maker.make(job.system, job.pairs, job.direction, job.testset)]
+    seconds = time.perf_counter() - t0
+    write_text(hyp_path, "".join(h + "\n" for h in hyps))
+    return hyps, {"generate_s": round(seconds, 3),
+                  "sentences_per_s": round(len(hyps) / max(seconds, 1e-9), 3)}, False
+
+
+def _add_significance(results: list[dict], refs_by_set: dict[tuple[str, str], list[str]],
+                      root: Path, cfg: RecipeConfig) -> None:
+    """Paired bootstrap p-values of every system against the baseline, per test set and direction."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in results:
+        groups.setdefault((r["testset"], r["direction"]), []).append(r)
+    for key, group in groups.items():
+        base = next((r for r in group if r["system"] == cfg.eval.baseline), None)
+        if base is None:
+            for r in group:
+                r["significance"], r["cache"]["significance"] = None, None
+            continue
+        base["significance"], base["cache"]["significance"] = None, None
+        refs = refs_by_set[key]
+        stale = []
+        for r in group:
+            if r is base:
+                continue
+            sig_key = cache.significance_key(base["hyp_sha256"], r["hyp_sha256"], refs, cfg.eval.bootstrap)
+            if r["cache"].get("significance") != sig_key or not r.get("significance"):
+                stale.append((r, sig_key))
+        if not stale:
+            continue
+        hyps = {id(r): _read_hyps(root, r) for r, _ in stale}
+        pvalues = metrics.paired_significance(
+            (base["system"], _read_hyps(root, base)), [(r["system"], hyps[id(r)]) for r, _ in stale],
+            refs, base["tgt_lang"], cfg.eval.bootstrap)
+        for r, sig_key in stale:
+            r["significance"] = {"baseline": base["system"], "test": "paired bootstrap",
+                                 "p": pvalues[r["system"]]}
+            r["cache"]["significance"] = sig_key
+
+
+def _read_hyps(root: Path, result: dict) -> list[str]:
+    path = (root / result["path"]).with_name(result["hypotheses"])
+    return path.read_text(encoding="utf-8").split("\n")[:-1]
+
+
+class _Scorer:
+    """COMET on demand: loaded once, only when some result needs (re)scoring."""
+
+    def __init__(self, model_name: str | None):
+        self.model_name = model_name
+        self._model = None
+
+    def comet(self, pairs: list[Pair], hyps: list[str]) -> dict:
+        if not self.model_name:
+            return {"score": None, "note": NO_COMET}
+        from lowres_mt.evaluate.comet import load_comet, score_comet
+
+        if self._model is None:
+            self._model = load_comet(self.model_name)
+        scored = score_comet(self._model, [p.src for p in pairs], hyps, [p.tgt for p in pairs])
+        return {"score": scored["score"], "model": self.model_name}

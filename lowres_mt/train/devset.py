@@ -1,0 +1,148 @@
+"""Dev evaluation during training: dev loss on dev.jsonl and chrF of greedy translations of a small
+sample, both on the model being trained (trimmed vocabulary included)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from sacrebleu.metrics import CHRF
+
+from lowres_mt.config import RecipeConfig
+from lowres_mt.data.prompts import parse_response, prompt_messages, style_for
+from lowres_mt.train.batching import BatchStream
+from lowres_mt.train.tokenize import TokenizedExample
+
+
+@dataclass(frozen=True)
+class DevSample:
+    src: str
+    tgt: str
+    src_lang: str
+    tgt_lang: str
+
+
+def dev_sample(rows: Sequence[dict], per_direction: int) -> list[DevSample]:
+    """The first `per_direction` translation rows of every direction in dev.jsonl."""
+    taken: dict[str, int] = defaultdict(int)
+    out = []
+    for row in rows:
+        direction = row.get("direction")
+        if not direction or row.get("src") is None or row.get("tgt") is None:
+            continue
+        if taken[direction] >= per_direction:
+            continue
+        taken[direction] += 1
+        src_lang, tgt_lang = direction.split("-", 1)
+        out.append(DevSample(row["src"], row["tgt"], src_lang, tgt_lang))
+    return out
+
+
+@torch.no_grad()
+def dev_loss(module, examples: Sequence[TokenizedExample], *, batch_tokens: int, row_tokens: int,
+             pad_id: int, rank: int, processes: int, device) -> tuple[float, int]:
+    """(summed loss, labelled positions) over this process's share of the dev examples."""
+    if not examples:
+        return 0.0, 0
+    stream = BatchStream(examples, seed=0, batch_tokens=batch_tokens, row_tokens=row_tokens,
+                         pad_id=pad_id, pack=False)
+    total, count = 0.0, 0
+    for index in range(rank, len(stream.plan(0)), processes):
+        batch = stream.batch(index).to(device)
+        loss, n = module(batch.input_ids, batch.position_ids, batch.labels)
+        total += float(loss)
+        count += int(n)
+    return total, count
+
+
+class Translator:
+    """Greedy translation with the training model; ids pass through the trimmed vocabulary."""
+
+    def __init__(self, model, tokenizer, cfg: RecipeConfig, *, batch_size: int = 16):
+        self.model, self.tokenizer, self.cfg = model, tokenizer, cfg
+        self.batch_size = batch_size
+        self.style = style_for(cfg.train.method)
+        self.old_to_new: list[int] | None = None  # original id -> model id (-1: trimmed away)
+        self.new_to_old: list[int] | None = None
+        self.stops = self.stop_ids()  # read before trimming renumbers the model's config ids
+
+    def use_vocab(self, old_to_new: list[int], new_to_old: list[int]) -> None:
+        self.old_to_new, self.new_to_old = old_to_new, new_to_old
+
+    def _to_model(self, ids: Sequence[int]) -> list[int]:
+        if self.old_to_new is None:
+            return list(ids)
+        unk = self.tokenizer.unk_token_id
+        fallback = self.old_to_new[unk] if unk is not None and self.old_to_new[unk] >= 0 else 0
+        return [self.old_to_new[i] if self.old_to_new[i] >= 0 else fallback for i in ids]
+
+    def prompt_ids(self, sample: DevSample) -> list[int]:
+        """The inference prompt (chat template + answer prefix), in the tokenizer's ids."""
+        messages, prefix = prompt_messages(sample.src, sample.src_lang, sample.tgt_lang, self.style,
+                                           self.cfg.anchor, self.cfg.language_names)
+        text = self.tokenizer.apply_chat_template([{"role": m.role, "content": m.content} for m in messages],
+                                                  tokenize=False, add_generation_prompt=True) + prefix
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def stop_ids(self) -> list[int]:
+        """Token ids that end an answer: eos, the model's end-of-turn ids, `<end_of_turn>`."""
+        ids = {self.tokenizer.eos_token_id}
+        end = self.tokenizer.convert_tokens_to_ids("<end_of_turn>")
+        if isinstance(end, int) and end != self.tokenizer.unk_token_id:
+            ids.add(end)
+        eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        ids.update(eos if isinstance(eos, list) else [eos])
+        ids.discard(None)
+        return sorted(ids)
+
+    def pad_id(self) -> int:
+        """Padding id in the model's (possibly trimmed) vocabulary."""
+        pad = self.tokenizer.pad_token_id
+        return self._to_model([pad if pad is not None else self.tokenizer.eos_token_id])[0]
+
+    @torch.no_grad()
+    def translate(self, samples: Sequence[DevSample], max_new_tokens: int) -> list[str]:
+        device = next(self.model.parameters()).device
+        pad = self.pad_id()
+        stop = self._to_model(self.stops)
+        was_training = self.model.training
+        self.model.eval()
+        outputs: list[str] = []
+        for start in range(0, len(samples), self.batch_size):
+            chunk = samples[start:start + self.batch_size]
+            prompts = [self._to_model(self.prompt_ids(s)) for s in chunk]
+            width = max(map(len, prompts))
+            ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
+            mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+            generated = self.model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
+                                            max_new_tokens=max_new_tokens, eos_token_id=stop,
+                                            pad_token_id=pad)
+            for sample, row in zip(chunk, generated[:, width:].tolist(), strict=True):
+                outputs.append(self._decode(row, sample))
+        self.model.train(was_training)
+        return outputs
+
+    def _decode(self, row: list[int], sample: DevSample) -> str:
+        if self.new_to_old is not None:
+            row = [self.new_to_old[i] for i in row]
+        text = self.tokenizer.decode(row, skip_special_tokens=True)
+        return parse_response(text, self.style, self.cfg.anchor, sample.src_lang, sample.tgt_lang,
+                              self.cfg.language_names)
+
+
+def dev_chrf(translator: Translator, samples: Sequence[DevSample], max_new_tokens: int) -> dict:
+    """chrF of the greedy translations, overall and per direction."""
+    hyps = translator.translate(samples, max_new_tokens)
+    by_direction: dict[str, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
+    for sample, hyp in zip(samples, hyps, strict=True):
+        pair = by_direction[f"{sample.src_lang}-{sample.tgt_lang}"]
+        pair[0].append(hyp)
+        pair[1].append(sample.tgt)
+    chrf = CHRF()
+    return {
+        "dev_chrf": round(chrf.corpus_score(hyps, [[s.tgt for s in samples]]).score, 2),
+        "dev_chrf_by_direction": {d: round(chrf.corpus_score(h, [r]).score, 2) for d, (h, r) in by_direction.items()},
+        "dev_example": {"src": samples[0].src, "hyp": hyps[0], "ref": samples[0].tgt} if samples else None,
+    }

@@ -1,0 +1,27 @@
+"""Translation with causal LMs: the batched generation engine (`engine`, `greedy`) and the
+loading of trained runs or base models for user text (`session`)."""
+
+from lowres_mt.translate.engine import (
+    AnswerEnd,
+    DecodeSettings,
+    Engine,
+    build_prompt,
+    first_line,
+    merge_lora,
+    stop_token_ids,
+)
+from lowres_mt.translate.greedy import StopTables, greedy_decode, shared_prefix_length
+from lowres_mt.translate.session import (
+    SPLIT_CHARS,
+    Translator,
+    open_translator,
+    read_run,
+    split_sentences,
+    translate_segments,
+)
+
+__all__ = [
+    "SPLIT_CHARS", "AnswerEnd", "DecodeSettings", "Engine", "StopTables", "Translator", "build_prompt",
+    "first_line", "greedy_decode", "merge_lora", "open_translator", "read_run", "shared_prefix_length", "split_sentences",
+    "stop_token_ids", "translate_segments",
+]

@@ -1,0 +1,206 @@
+"""The generation engine: batched translation with a causal LM.
+
+Prompts are tokenized once, sorted by length (longest first) so each batch carries little
+padding, and decoded with the KV cache; results come back in input order.
+A sequence stops at the end of its answer: an end-of-turn / eos token, or the first newline
+after some text (the translation is the first non-empty line, as `prompts.parse_response` reads
+it). Greedy by default (`greedy.greedy_decode`, finished rows leave the batch); `num_beams > 1`
+uses `model.generate` beam search.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
+
+from lowres_mt.config import AnchorConfig
+from lowres_mt.data.prompts import parse_response, prompt_messages
+from lowres_mt.data.records import Pair
+from lowres_mt.translate.greedy import StopTables, greedy_decode
+
+END_OF_TURN_TOKENS = ("<end_of_turn>", "<|im_end|>", "<|eot_id|>", "<|end|>")
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    batch_size: int = 16  # prompts per generate() call
+    max_new_tokens: int = 128
+    num_beams: int = 1  # 1 = greedy
+
+
+def build_prompt(tokenizer, messages, prefix: str = "") -> str:
+    """The text a model continues: chat template with the generation prompt, then the answer prefix."""
+    rows = [{"role": m.role, "content": m.content} for m in messages]
+    return tokenizer.apply_chat_template(rows, tokenize=False, add_generation_prompt=True) + prefix
+
+
+def merge_lora(model, *, copy_first: bool = False):
+    """Fold LoRA weights into the base layers for faster inference; other models pass through.
+
+    Merging is exact for float weights; a quantized base keeps its adapter unmerged.
+    `copy_first` leaves the caller's model untouched (e.g. a model still being trained).
+    """
+    if not hasattr(model, "merge_and_unload") or getattr(model, "is_quantized", False):
+        return model
+    base = getattr(model, "base_model", model)
+    if getattr(getattr(base, "model", base), "is_quantized", False):
+        return model
+    target = copy.deepcopy(model) if copy_first else model
+    return target.merge_and_unload().eval()
+
+
+def stop_token_ids(model, tokenizer) -> list[int]:
+    """eos plus the chat format's end-of-turn token(s) and whatever the model's config lists."""
+    ids = {tokenizer.eos_token_id}
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids.update(configured if isinstance(configured, list) else [configured])
+    vocab = tokenizer.get_vocab()
+    ids.update(vocab[t] for t in END_OF_TURN_TOKENS if t in vocab)
+    return sorted(i for i in ids if i is not None)
+
+
+class AnswerEnd(StoppingCriteria):
+    """`generate` stopping criterion for beam search: the first newline after some answer text.
+
+    Stateless (reads the whole generated part each step), so it stays correct when beams are
+    reordered between steps.
+    """
+
+    def __init__(self, tables: StopTables):
+        self.tables = tables
+        self.prompt_width = 0
+
+    def __call__(self, input_ids: torch.LongTensor, scores=None, **kwargs) -> torch.BoolTensor:
+        gen = input_ids[:, self.prompt_width:]
+        if gen.shape[1] == 0:
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        content = self.tables.content[gen].long()
+        seen_before = (content.cumsum(1) - content) > 0
+        hit = self.tables.newline[gen] & (seen_before | self.tables.text_then_newline[gen])
+        return hit.any(dim=1).to(input_ids.device)
+
+
+def first_line(text: str) -> str:
+    """The first non-empty line of a generated answer, stripped."""
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+class Engine:
+    """Batched generation for one model + tokenizer; `translate` builds prompts and parses answers."""
+
+    def __init__(self, model, tokenizer, settings: DecodeSettings = DecodeSettings(), *,
+                 progress: bool = True, console: Console | None = None):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.settings = settings
+        self.progress = progress
+        self.console = console or Console(stderr=True)
+        self.stop_ids = stop_token_ids(model, tokenizer)
+        pad = tokenizer.pad_token_id
+        self.pad_id = pad if pad is not None else self.stop_ids[0]
+        self.tables = StopTables(tokenizer, model.get_output_embeddings().weight.shape[0])
+        self.config = GenerationConfig(
+            max_new_tokens=settings.max_new_tokens, do_sample=False, num_beams=settings.num_beams,
+            eos_token_id=self.stop_ids, pad_token_id=self.pad_id, bos_token_id=tokenizer.bos_token_id,
+            use_cache=True,
+        )
+
+    def complete(self, prompts: Sequence[str], description: str = "generating") -> list[str]:
+        """The first answer line for every prompt, in input order."""
+        encoded = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        results: list[str] = [""] * len(prompts)
+        with self._progress(description, len(prompts)) as advance:
+            for batch in self._length_sorted_batches(encoded):
+                for index, ids in zip(batch, self._generate([encoded[i] for i in batch]), strict=True):
+                    results[index] = first_line(self.tokenizer.decode(ids, skip_special_tokens=True))
+                advance(len(batch))
+        return results
+
+    def translate(self, sources: Sequence[str], src_lang: str, tgt_lang: str, *, style: str = "plain",
+                  anchor: AnchorConfig | None = None, names: Mapping[str, str] | None = None,
+                  shots: Sequence[Sequence[Pair]] | None = None, description: str | None = None) -> list[str]:
+        """Translate `sources`; blank sources give blank translations without a model call."""
+        anchor = anchor or AnchorConfig()
+        todo = [i for i, s in enumerate(sources) if s.strip()]
+        prompts = []
+        for i in todo:
+            messages, prefix = prompt_messages(sources[i], src_lang, tgt_lang, style, anchor, names,
+                                               shots=shots[i] if shots else ())
+            prompts.append(build_prompt(self.tokenizer, messages, prefix))
+        answers = self.complete(prompts, description or f"{src_lang}→{tgt_lang}")
+        out = [""] * len(sources)
+        for i, answer in zip(todo, answers, strict=True):
+            out[i] = parse_response(answer, style, anchor, src_lang, tgt_lang, names)
+        return out
+
+    def _length_sorted_batches(self, encoded: list[list[int]]) -> Iterator[list[int]]:
+        order = sorted(range(len(encoded)), key=lambda i: (-len(encoded[i]), i))
+        size = max(1, self.settings.batch_size)
+        for start in range(0, len(order), size):
+            yield order[start:start + size]
+
+    @torch.inference_mode()
+    def _generate(self, rows: list[list[int]]) -> list[list[int]]:
+        if self.settings.num_beams == 1:
+            out = greedy_decode(self.model, rows, pad_id=self.pad_id, stop_ids=self.stop_ids,
+                                max_new_tokens=self.settings.max_new_tokens, tables=self.tables)
+            return [self._until_stop(seq) for seq in out]
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
+            mask[i, width - len(row):] = 1
+        answer_end = AnswerEnd(self.tables)
+        answer_end.prompt_width = width
+        out = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=self.config,
+                                  stopping_criteria=StoppingCriteriaList([answer_end]))
+        return [self._until_stop(seq[width:].tolist()) for seq in out]
+
+    def _until_stop(self, ids: list[int]) -> list[int]:
+        stops = set(self.stop_ids) | {self.pad_id}
+        for n, token in enumerate(ids):
+            if token in stops:
+                return ids[:n]
+        return ids
+
+    def _progress(self, description: str, total: int):
+        return _SentenceProgress(self.console, description, total, enabled=self.progress)
+
+
+class _SentenceProgress:
+    """A rich progress bar that shows sentences/s; a no-op when disabled."""
+
+    def __init__(self, console: Console, description: str, total: int, *, enabled: bool):
+        self.enabled = enabled and total > 0
+        self.total = total
+        self.started = time.perf_counter()
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+                            console=console, transient=True)
+        self.task = self.bar.add_task(description, total=total, rate="")
+
+    def __enter__(self):
+        if self.enabled:
+            self.bar.start()
+        return self.advance
+
+    def advance(self, n: int) -> None:
+        self.bar.advance(self.task, n)
+        done = self.bar.tasks[0].completed
+        rate = done / max(time.perf_counter() - self.started, 1e-9)
+        self.bar.update(self.task, rate=f"{rate:.2f} sent/s")
+
+    def __exit__(self, *exc) -> None:
+        if self.enabled:
+            self.bar.stop()

@@ -1,0 +1,115 @@
+"""Greedy decoding of a batch of prompts with the KV cache.
+
+Two things `model.generate` does not do:
+
+- **Shared prefix, computed once.** Prompts of one format start with the same tokens (chat
+  template and instruction: about 45 tokens of a TELL prompt). That prefix runs once at batch
+  size 1, its cache is repeated for every row, and the rows continue after it, each padded
+  between the prefix and its own tokens: `[prefix][pad…][source + answer prefix]`. Position ids
+  come from the attention mask, so every real token has the position it has in an unpadded
+  prompt. When a sliding attention window could cut into a sequence, rows are left-padded
+  instead (`[pad…][prompt]`), which keeps every window exact.
+- **Finished rows leave the batch.** `generate` keeps computing every row until the last one
+  stops; here a row that has stopped is dropped from the cache (`Cache.batch_select_indices`),
+  the attention mask and the next inputs.
+
+Each step computes for every running row what `generate` computes (float32 argmax over the
+last position's logits), so the tokens are the same up to floating-point summation order.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+from transformers import DynamicCache
+
+
+class StopTables:
+    """Per-token facts for the answer-end rule, from decoding every vocabulary id once."""
+
+    def __init__(self, tokenizer, vocab_size: int = 0):
+        texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))], skip_special_tokens=True)
+        texts += [""] * max(0, vocab_size - len(texts))  # ids the model has but the tokenizer lacks
+        self.newline = torch.tensor(["\n" in t for t in texts])
+        self.text_then_newline = torch.tensor([t.split("\n", 1)[0].strip() != "" for t in texts])
+        self.content = torch.tensor([t.strip() != "" for t in texts])
+
+    def step(self, tokens: torch.Tensor, seen_text: torch.Tensor) -> torch.Tensor:
+        """Rows whose newest token ends the answer (a newline after text); updates `seen_text`."""
+        ends = self.newline[tokens] & (seen_text | self.text_then_newline[tokens])
+        seen_text |= self.content[tokens]
+        return ends
+
+
+def shared_prefix_length(rows: list[list[int]]) -> int:
+    """Tokens every row starts with, leaving each row at least one token of its own."""
+    shortest = min(len(r) for r in rows) - 1
+    n = 0
+    while n < shortest and all(r[n] == rows[0][n] for r in rows):
+        n += 1
+    return n
+
+
+def _forward_kwargs(model) -> dict:
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(base.forward).parameters else {}
+
+
+def _can_share_prefix(config, rows: list[list[int]], max_new_tokens: int) -> bool:
+    """Padding after the prefix is exact only while no sliding window cuts into the sequence:
+    a window counts cache slots, and padding slots in the middle would push real tokens out."""
+    window = getattr(config, "sliding_window", None) or getattr(config, "attention_chunk_size", None)
+    return len(rows) > 1 and (window is None or max(map(len, rows)) + max_new_tokens < window)
+
+
+def _prefill(model, rows: list[list[int]], pad_id: int, cache: DynamicCache,
+             share: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run the prompts; returns (last-position logits, attention mask over the cache)."""
+    extra = _forward_kwargs(model)
+    shared = shared_prefix_length(rows) if share else 0
+    if shared:
+        prefix = torch.tensor([rows[0][:shared]], dtype=torch.long)
+        model(input_ids=prefix, attention_mask=torch.ones_like(prefix), past_key_values=cache,
+              position_ids=torch.arange(shared)[None], use_cache=True, **extra)
+        cache.batch_repeat_interleave(len(rows))
+    rest = [r[shared:] for r in rows]
+    width = max(len(r) for r in rest)
+    ids = torch.tensor([[pad_id] * (width - len(r)) + r for r in rest], dtype=torch.long)
+    mask = torch.tensor([[1] * shared + [0] * (width - len(r)) + [1] * len(r) for r in rest],
+                        dtype=torch.long)
+    position = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)[:, shared:]
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=position, past_key_values=cache,
+                   use_cache=True, **extra).logits[:, -1, :]
+    return logits, mask
+
+
+@torch.inference_mode()
+def greedy_decode(model, rows: list[list[int]], *, pad_id: int, max_new_tokens: int, stop_ids: list[int],
+                  tables: StopTables) -> list[list[int]]:
+    """Generated ids per prompt (the stop token included when one was produced)."""
+    out: list[list[int]] = [[] for _ in rows]
+    if max_new_tokens <= 0 or not rows:
+        return out
+    config = model.config.get_text_config(decoder=True)
+    cache = DynamicCache(config=config)
+    logits, mask = _prefill(model, rows, pad_id, cache, _can_share_prefix(config, rows, max_new_tokens))
+    stops = torch.tensor(stop_ids, dtype=torch.long)
+    alive = torch.arange(len(rows))
+    seen_text = torch.zeros(len(rows), dtype=torch.bool)
+    for step in range(max_new_tokens):
+        tokens = logits.to(torch.float32).argmax(dim=-1)
+        for row, token in zip(alive.tolist(), tokens.tolist(), strict=True):
+            out[row].append(token)
+        done = torch.isin(tokens, stops) | tables.step(tokens, seen_text)
+        if step == max_new_tokens - 1 or bool(done.all()):
+            break
+        if bool(done.any()):
+            keep = (~done).nonzero().squeeze(1)
+            cache.batch_select_indices(keep)
+            mask, alive, tokens, seen_text = mask[keep], alive[keep], tokens[keep], seen_text[keep]
+        mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
+        position = mask.sum(dim=-1, keepdim=True) - 1
+        logits = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=position,
+                       past_key_values=cache, use_cache=True).logits[:, -1, :]
+    return out

@@ -1,0 +1,122 @@
+"""Translating user text: segments (blank lines kept, long ones split into sentences and
+rejoined), and a trained run or bare base model loaded with its prompt style and directions."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from lowres_mt.config import AnchorConfig, RecipeConfig, load_recipe
+from lowres_mt.data.prompts import LANGUAGE_NAMES, style_for
+from lowres_mt.errors import UserError
+from lowres_mt.translate.engine import DecodeSettings, Engine, merge_lora
+
+SPLIT_CHARS = 200  # segments longer than this are translated sentence by sentence
+_SENTENCE_GAP = re.compile(r"(?<=[.!?…])[\"'»”’)\]]*\s+")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split at sentence-final punctuation followed by space and an upper-case letter or digit."""
+    pieces, start = [], 0
+    for gap in _SENTENCE_GAP.finditer(text):
+        following = text[gap.end():].lstrip("\"'«“„([")
+        if following[:1].isupper() or following[:1].isdigit():
+            pieces.append(text[start:gap.end()].strip())
+            start = gap.end()
+    pieces.append(text[start:].strip())
+    return [p for p in pieces if p]
+
+
+def translate_segments(translate: Callable[[list[str]], list[str]], segments: Sequence[str],
+                       max_chars: int = SPLIT_CHARS) -> list[str]:
+    """One output line per input segment: blank stays blank, long segments are split and rejoined."""
+    pieces: list[list[str]] = []
+    for segment in segments:
+        text = segment.strip()
+        pieces.append([] if not text else split_sentences(text) if len(text) > max_chars else [text])
+    flat = translate([p for group in pieces for p in group]) if any(pieces) else []
+    out, at = [], 0
+    for group in pieces:
+        out.append(" ".join(flat[at:at + len(group)]))
+        at += len(group)
+    return out
+
+
+@dataclass
+class Translator:
+    """A model ready to translate, with the prompt style and the directions it was trained for."""
+
+    style: str
+    anchor: AnchorConfig
+    names: dict[str, str]
+    languages: tuple[str, ...]
+    directions: tuple[str, ...] | None  # None: any pair of `languages` (a base model)
+    label: str
+    engine: Engine | None = None
+
+    def check(self, src: str, tgt: str) -> None:
+        for code in (src, tgt):
+            if code not in self.languages:
+                raise UserError(f"unknown language '{code}' for {self.label}; use one of: "
+                                f"{', '.join(self.languages)}")
+        if src == tgt:
+            raise UserError(f"--from and --to are both '{src}'; give two different languages")
+        if self.directions is not None and f"{src}-{tgt}" not in self.directions:
+            raise UserError(f"{self.label} was trained for {', '.join(self.directions)}, not "
+                            f"{src}-{tgt}; pick one of those directions")
+
+    def translate(self, segments: Sequence[str], src: str, tgt: str) -> list[str]:
+        self.check(src, tgt)
+        if self.engine is None:
+            raise RuntimeError("no model loaded; use open_translator()")
+        engine = self.engine
+        return translate_segments(
+            lambda texts: engine.translate(texts, src, tgt, style=self.style, anchor=self.anchor,
+                                           names=self.names),
+            segments)
+
+
+def open_translator(run: Path | None = None, base_model: str | None = None,
+                    settings: DecodeSettings = DecodeSettings(), *, direction: tuple[str, str] | None = None,
+                    progress: bool = True) -> Translator:
+    """Load a trained run (base + adapter, LoRA merged) or a bare base model for zero-shot use.
+
+    `direction` (src, tgt) is checked before any model is loaded, so mistakes fail fast.
+    """
+    from lowres_mt import models
+
+    if run is not None:
+        cfg, info = read_run(run)
+        method = info.get("method") or cfg.train.method
+        translator = Translator(style_for(method), cfg.anchor, dict(cfg.language_names),
+                                tuple(cfg.languages), tuple(info.get("directions") or cfg.directions),
+                                label=f"run '{run.name}'")
+    elif base_model is not None:
+        translator = Translator("plain", AnchorConfig(), {}, tuple(LANGUAGE_NAMES), None,
+                                label=f"base model '{base_model}'")
+    else:
+        raise UserError("give --run RUN_DIR (a trained run) or --base-model NAME (zero-shot)")
+    if direction is not None:
+        translator.check(*direction)
+    if run is not None:
+        model, tokenizer, _ = models.load_run(run)
+        model = merge_lora(model)
+    else:
+        model, tokenizer = models.load_base(base_model)
+    translator.engine = Engine(model, tokenizer, settings, progress=progress)
+    return translator
+
+
+def read_run(run: Path) -> tuple[RecipeConfig, dict]:
+    """A run's resolved config and run.json, checked before any model is loaded."""
+    if not (run / "run.json").is_file() or not (run / "config.yaml").is_file():
+        raise UserError(f"{run} is not a run directory (no run.json/config.yaml); "
+                        "train one with `lowres-mt train RECIPE`")
+    if not (run / "adapter" / "adapter_config.json").is_file():
+        raise UserError(f"run '{run.name}' has no adapter ({run / 'adapter'} is missing or empty); "
+                        "finish training it or pass another --run")
+    info = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    return load_recipe(str(run / "config.yaml")), info

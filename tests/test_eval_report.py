@@ -1,0 +1,96 @@
+"""Report rendering and plots from hand-written result JSONs."""
+
+import json
+
+from lowres_mt.config import EvalConfig, RecipeConfig
+from lowres_mt.evaluate.plots import efficiency_points, plot_data_efficiency
+from lowres_mt.evaluate.report import (
+    load_results,
+    render_markdown,
+    rich_table,
+    system_order,
+    write_report,
+)
+
+CFG = RecipeConfig(name="en-is", languages=("en", "is"), eval=EvalConfig(bootstrap=1000))
+
+
+def _score(value, hw=1.0):
+    return {"score": value, "mean": value, "ci_halfwidth": hw, "ci": [value - hw, value + hw],
+            "signature": "nrefs:1|bs:1000|seed:12345|case:mixed|eff:yes|nc:6|nw:0|space:no|version:2.6.0"}
+
+
+def result(system, kind, chrf, *, testset="flores200:devtest", direction="en-is", p=None,
+           method=None, tokens=None, comet=None):
+    return {
+        "system": system, "kind": kind, "method": method, "testset": testset, "direction": direction,
+        "n": 200, "task_tokens": tokens,
+        "scores": {"BLEU": _score(chrf / 3), "chrF": _score(chrf), "chrF++": _score(chrf - 1),
+                   "COMET": comet or {"score": None, "note": "n/a (no COMET model)"}},
+        "significance": None if p is None else {"baseline": "sft", "p": {"BLEU": p, "chrF": p, "chrF++": p}},
+        "timings": {"sentences_per_s": 2.5}, "path": f"{system}/x.json", "hypotheses": "x.txt",
+    }
+
+
+RESULTS = [
+    result("wmt21:Online-B", "external", 60.0, testset="wmt21:en-is"),
+    result("wmt21:Mideind", "external", 62.0, testset="wmt21:en-is"),
+    result("zero-shot", "base", 20.0, p=0.001),
+    result("sft", "adapter", 35.0, method="sft", tokens=10000),
+    result("tell", "adapter", 37.5, p=0.2, method="tell", tokens=10000, comet={"score": 0.71234, "model": "x"}),
+    result("tell", "adapter", 30.0, direction="is-en", method="tell", tokens=10000),
+]
+
+
+def test_system_order_puts_ours_first_then_externals_by_score():
+    assert system_order(RESULTS) == ["tell", "sft", "zero-shot", "wmt21:Mideind", "wmt21:Online-B"]
+
+
+def test_markdown_tables_scores_comet_and_significance():
+    md = render_markdown(RESULTS, ["tell: skipped — no run"], CFG, [])
+    assert md.startswith("# Evaluation: en-is")
+    assert "- tell: skipped — no run" in md
+    assert "## flores200:devtest en→is (n=200)" in md and "## flores200:devtest is→en (n=200)" in md
+    assert "| tell | 12.5 ± 1.0 | 37.5 ± 1.0 | 36.5 ± 1.0 | 0.7123 | 0.200 | 2.50 |" in md
+    assert "| zero-shot | 6.7 ± 1.0 | 20.0 ± 1.0 | 19.0 ± 1.0 | n/a (no COMET model) | 0.001 * | 2.50 |" in md
+    assert "| sft | 11.7 ± 1.0 | 35.0 ± 1.0 | 34.0 ± 1.0 | n/a (no COMET model) | baseline | 2.50 |" in md
+    assert "| wmt21:Mideind |" in md and "| – |\n" in md  # no speed for submitted outputs
+    overview = md.split("## chrF overview")[1].split("\n## ")[0]
+    assert "| system | flores200:devtest en→is | flores200:devtest is→en | wmt21:en-is en→is |" in overview
+    assert "| sft | 35.0 ± 1.0 | – | – |" in overview
+    assert "nw:0" in md.split("## Signatures")[1]
+    assert "_baseline" not in json.dumps(RESULTS)  # rendering leaves the results untouched
+
+
+def test_empty_results_render():
+    md = render_markdown([], ["tell: skipped", "sft: skipped"], CFG, [])
+    assert "sft: skipped" in md
+
+
+def test_rich_table_has_a_row_per_system():
+    table = rich_table(RESULTS)
+    assert table.row_count == 5 and len(table.columns) == 4
+
+
+def test_write_report_and_load_results(tmp_path):
+    for r in RESULTS:
+        path = tmp_path / r["system"].replace(":", "-") / f"{r['testset'].replace(':', '-')}.{r['direction']}.json"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps(r))
+    (tmp_path / "zero-shot" / "broken.json").write_text("{")
+    loaded = load_results(tmp_path)
+    assert len(loaded) == len(RESULTS)
+    plots = write_report(tmp_path, loaded, [], CFG)
+    assert [p.name for p in plots] == ["chrf.png"]  # one task budget: no data-efficiency curve
+    assert (tmp_path / "plots" / "chrf.png").read_bytes()[:4] == b"\x89PNG"
+    assert "![chrf](plots/chrf.png)" in (tmp_path / "REPORT.md").read_text()
+
+
+def test_data_efficiency_curve_needs_two_budgets(tmp_path):
+    budgets = [result("tell", "adapter", 30.0 + t / 1e4, method="tell", tokens=t) for t in (10000, 40000)]
+    budgets.append(result("sft", "adapter", 25.0, method="sft", tokens=10000))
+    points = efficiency_points(budgets)
+    assert points["flores200:devtest en→is"]["tell"] == [(10000, 31.0, 1.0), (40000, 34.0, 1.0)]
+    assert plot_data_efficiency(budgets, tmp_path / "curve.png") == tmp_path / "curve.png"
+    assert plot_data_efficiency(budgets[1:], tmp_path / "none.png") is None
+    assert not (tmp_path / "none.png").exists()

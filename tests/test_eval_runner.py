@@ -1,0 +1,179 @@
+"""The eval runner end to end on a tiny model and in-memory corpora: files, report, cache, notes."""
+
+import json
+from types import SimpleNamespace
+
+import pytest
+import torch
+from conftest import make_tiny_model
+
+from lowres_mt.config import EvalConfig, RecipeConfig, TaskConfig, dump_recipe, load_recipe
+from lowres_mt.data.records import Pair, SystemOutput
+from lowres_mt.errors import UserError
+from lowres_mt.evaluate.generate import HypothesisMaker
+from lowres_mt.evaluate.runner import run_eval
+from lowres_mt.translate import DecodeSettings
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models are overhead-bound: one thread is faster and steady on a shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+TEST = [("Good morning.", "Góðan daginn."), ("Where is the station?", "Hvar er stöðin?"),
+        ("The cat sat.", "Kötturinn sat."), ("It is raining.", "Það rignir."),
+        ("Thank you.", "Takk fyrir."), ("I am tired.", "Ég er þreyttur.")]
+WMT = [("He left early.", "Hann fór snemma."), ("The news is good.", "Fréttirnar eru góðar."),
+       ("We won.", "Við unnum."), ("Rain today.", "Rigning í dag."), ("No.", "Nei.")]
+POOL = [("Good morning.", "Góðan daginn.")] + [(f"The dog number {i} runs.", f"Hundur númer {i} hleypur.")
+                                               for i in range(20)]
+
+
+def _pairs(rows, ref):
+    return [Pair(s, t, "en", "is", ref, str(i)) for i, (s, t) in enumerate(rows)]
+
+
+SETS = {
+    "toy:test": (_pairs(TEST, "toy:test"), ("en-is", "is-en")),
+    "toy:wmt": (_pairs(WMT, "toy:wmt"), ("en-is",)),
+    "toy:wmt-systems": ([SystemOutput(name, f"{name} {t}", "en", "is", "toy:wmt-systems", str(i))
+                         for name in ("SysA", "SysB") for i, (_, t) in enumerate(WMT)], ("en-is",)),
+    "toy:train": (_pairs(POOL, "toy:train"), ("en-is", "is-en")),
+}
+
+
+@pytest.fixture
+def fake_corpora(monkeypatch):
+    import lowres_mt.corpora as corpora
+
+    def set_info(ref):
+        if ref not in SETS:
+            raise UserError(f"no set {ref}")
+        return SimpleNamespace(ref=ref, directions=SETS[ref][1])
+
+    monkeypatch.setattr(corpora, "set_info", set_info)
+    monkeypatch.setattr(corpora, "load_set", lambda ref: list(SETS[ref][0]))
+
+
+def _cfg(**eval_fields):
+    fields = dict(testsets=("toy:test", "toy:wmt"), sample=4, max_new_tokens=6, bootstrap=50,
+                  systems=("tell", "sft", "zero-shot", "icl", "external"), icl_k=2)
+    fields.update(eval_fields)
+    return RecipeConfig(name="toy", languages=("en", "is"), task=TaskConfig(train=("toy:train",)),
+                        eval=EvalConfig(**fields))
+
+
+def _make_run(root, tokenizer, name, method):
+    from peft import LoraConfig, get_peft_model
+
+    run = root / name
+    model = get_peft_model(make_tiny_model(tokenizer, seed=1),
+                           LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    model.save_pretrained(run / "adapter")
+    (run / "config.yaml").write_text(dump_recipe(_cfg()))
+    (run / "run.json").write_text(json.dumps({"recipe": "toy", "method": method, "base_model": "tiny",
+                                              "directions": ["en-is", "is-en"], "status": "done"}))
+    return run
+
+
+class CountingMaker(HypothesisMaker):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls = []
+
+    def make(self, system, pairs, direction, testset):
+        self.calls.append((system.name, testset, direction))
+        return super().make(system, pairs, direction, testset)
+
+
+def _maker(cfg, tokenizer):
+    from peft import PeftModel
+
+    def load_base(name):
+        return make_tiny_model(tokenizer), tokenizer
+
+    def load_run(run):
+        model = PeftModel.from_pretrained(make_tiny_model(tokenizer, seed=1), run / "adapter")
+        return model.eval(), tokenizer, load_recipe(str(run / "config.yaml"))
+
+    settings = DecodeSettings(8, cfg.eval.max_new_tokens, cfg.eval.num_beams)
+    return CountingMaker(cfg, settings, load_base=load_base, load_run=load_run, progress=False)
+
+
+def test_eval_writes_results_report_and_reuses_cache(tmp_path, fake_corpora, tiny_tokenizer):
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    _make_run(runs, tiny_tokenizer, "toy-sft", "sft")
+    cfg = _cfg()
+    maker = _maker(cfg, tiny_tokenizer)
+    first = run_eval(cfg, results_root=results, runs_root=runs, maker=maker, progress=False)
+    root = results / "toy"
+
+    # tell has no run: skipped with a note, not a crash
+    assert any(n.startswith("tell: skipped") for n in first.notes)
+    systems = {(r["system"], r["testset"], r["direction"]) for r in first.results}
+    assert ("zero-shot", "toy:test", "is-en") in systems and ("icl", "toy:wmt", "en-is") in systems
+    assert ("toy:SysA", "toy:wmt", "en-is") in systems and ("toy:SysA", "toy:test", "en-is") not in systems
+    assert not any(s == "tell" for s, _, _ in systems)
+
+    result = json.loads((root / "zero-shot" / "toy-test.en-is.json").read_text())
+    hyps = (root / "zero-shot" / "toy-test.en-is.txt").read_text().split("\n")[:-1]
+    assert result["n"] == 4 == len(hyps) == len(result["ids"])
+    assert {"BLEU", "chrF", "chrF++", "COMET"} <= set(result["scores"])
+    assert result["scores"]["COMET"]["note"] == "n/a (no COMET model)"
+    assert "nrefs:1" in result["scores"]["chrF"]["signature"]
+    assert result["significance"]["baseline"] == "sft" and "chrF" in result["significance"]["p"]
+    assert result["timings"]["sentences_per_s"] > 0 and result["config_hash"]
+    sysa = json.loads((root / "toy-SysA" / "toy-wmt.en-is.json").read_text())
+    ids = sysa["ids"]
+    assert (root / "toy-SysA" / "toy-wmt.en-is.txt").read_text().split("\n")[:-1] == [
+        f"SysA {WMT[int(i)][1]}" for i in ids]
+    assert maker.guard_dropped["en-is"] == 1  # the pool pair that is also a test sentence
+
+    report = (root / "REPORT.md").read_text()
+    assert "## toy:test en→is (n=4)" in report and "tell: skipped" in report
+    assert (root / "plots" / "chrf.png").stat().st_size > 1000
+
+    # nothing changed: no generation, same files
+    again = _maker(cfg, tiny_tokenizer)
+    second = run_eval(cfg, results_root=results, runs_root=runs, maker=again, progress=False)
+    assert again.calls == [] and second.generated == 0 and second.reused == len(first.results)
+    assert json.loads((root / "zero-shot" / "toy-test.en-is.json").read_text()) == result
+    assert (root / "REPORT.md").read_text() == report
+
+    # a decoding change invalidates the model systems only
+    changed = _cfg(max_new_tokens=5, systems=("zero-shot", "external"), testsets=("toy:wmt",))
+    third = _maker(changed, tiny_tokenizer)
+    outcome = run_eval(changed, results_root=results, runs_root=runs, maker=third, progress=False)
+    assert third.calls == [("zero-shot", "toy:wmt", "en-is")] and outcome.reused == 2
+
+
+def test_same_sample_in_both_directions(tmp_path, fake_corpora, tiny_tokenizer):
+    cfg = _cfg(systems=("zero-shot",), testsets=("toy:test",), sample=3)
+    out = run_eval(cfg, results_root=tmp_path, runs_root=tmp_path, maker=_maker(cfg, tiny_tokenizer),
+                   progress=False)
+    by_dir = {r["direction"]: r["ids"] for r in out.results}
+    assert by_dir["en-is"] == by_dir["is-en"] and len(by_dir["en-is"]) == 3
+    assert out.results[0]["significance"] is None  # no sft baseline in this evaluation
+
+
+def test_eval_command_end_to_end(tmp_path, fake_corpora, tiny_model_dir, monkeypatch, capsys):
+    """`lowres-mt eval` in-process: recipe file, the real base-model loader on a tiny folder."""
+    import sys
+
+    from lowres_mt.cli import main
+
+    recipe = tmp_path / "toy.yaml"
+    recipe.write_text(dump_recipe(_cfg(systems=("zero-shot", "sft"), testsets=("toy:wmt",), sample=3)))
+    monkeypatch.setenv("LOWRES_MT_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("LOWRES_MT_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setattr(sys, "argv", ["lowres-mt", "eval", str(recipe), f"base_model={tiny_model_dir}",
+                                      "eval.max_new_tokens=4"])
+    with pytest.raises(SystemExit) as done:
+        main()
+    out = capsys.readouterr().out
+    assert done.value.code in (0, None)
+    assert "zero-shot" in out and "sft: skipped" in out and "1 generated" in out
+    assert (tmp_path / "results" / "toy" / "zero-shot" / "toy-wmt.en-is.json").is_file()

@@ -1,0 +1,266 @@
+"""The generation engine: batched greedy == one-by-one, order restored, stop rules, LoRA merge."""
+
+import pytest
+import torch
+from conftest import make_tiny_model
+
+from lowres_mt.translate import (
+    AnswerEnd,
+    DecodeSettings,
+    Engine,
+    StopTables,
+    build_prompt,
+    first_line,
+    greedy_decode,
+    merge_lora,
+    shared_prefix_length,
+    split_sentences,
+    stop_token_ids,
+    translate_segments,
+)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models are overhead-bound: one thread is faster and steady on a shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+SOURCES = [
+    "Good morning.",
+    "The cat sat on the mat near the door.",
+    "Hi",
+    "We now have mice that are no longer sick.",
+    "He added that it was early.",
+    "Yes.",
+    "The committee met on Tuesday to discuss it.",
+    "Rain",
+    "Where is the station?",
+]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from conftest import TINY_TOKENIZER
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(TINY_TOKENIZER)
+
+
+@pytest.fixture(scope="module")
+def model(tokenizer):
+    return make_tiny_model(tokenizer, seed=3)
+
+
+def engine(model, tokenizer, batch_size, **kw):
+    return Engine(model, tokenizer, DecodeSettings(batch_size=batch_size, max_new_tokens=10, **kw),
+                  progress=False)
+
+
+def test_batched_greedy_equals_one_by_one(model, tokenizer):
+    one = engine(model, tokenizer, 1).translate(SOURCES, "en", "is")
+    batched = engine(model, tokenizer, 4).translate(SOURCES, "en", "is")
+    assert batched == one
+    assert any(one)  # the tiny model does produce text
+
+
+def test_long_prompts_beyond_the_sliding_window_stay_exact(model, tokenizer):
+    """TELL prompts are longer than the tiny model's 64-token window: rows are left-padded."""
+    from lowres_mt.config import AnchorConfig
+
+    eng = engine(model, tokenizer, 4)
+    prompt = build_prompt(tokenizer, *_prompt(SOURCES[1], style="tell"))
+    assert len(_ids(tokenizer, prompt)) > model.config.sliding_window
+    batched = eng.translate(SOURCES, "en", "is", style="tell", anchor=AnchorConfig())
+    one = engine(model, tokenizer, 1).translate(SOURCES, "en", "is", style="tell", anchor=AnchorConfig())
+    assert batched == one
+
+
+def test_engine_matches_plain_generate(model, tokenizer):
+    eng = engine(model, tokenizer, 8)
+    prompts = [build_prompt(tokenizer, *_prompt(s)) for s in SOURCES[:3]]
+    ours = eng.complete(prompts)
+    for prompt, got in zip(prompts, ours, strict=True):
+        ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=10,
+                             do_sample=False, eos_token_id=stop_token_ids(model, tokenizer),
+                             pad_token_id=tokenizer.pad_token_id)
+        text = tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+        assert got == first_line(text)
+
+
+def _prompt(src, style="plain"):
+    from lowres_mt.config import AnchorConfig
+    from lowres_mt.data.prompts import prompt_messages
+
+    return prompt_messages(src, "en", "is", style, AnchorConfig())
+
+
+def test_order_is_restored_whatever_the_input_order(model, tokenizer):
+    eng = engine(model, tokenizer, 3)
+    forward = eng.translate(SOURCES, "en", "is")
+    backward = eng.translate(SOURCES[::-1], "en", "is")
+    assert backward == forward[::-1]
+
+
+def test_batches_are_length_sorted_longest_first(model, tokenizer):
+    eng = engine(model, tokenizer, 2)
+    encoded = [[1] * n for n in (3, 9, 1, 5, 9)]
+    batches = list(eng._length_sorted_batches(encoded))
+    assert batches == [[1, 4], [3, 0], [2]]
+
+
+def test_blank_sources_skip_the_model(model, tokenizer):
+    eng = engine(model, tokenizer, 4)
+    out = eng.translate(["", "Good morning.", "   "], "en", "is")
+    assert out[0] == "" and out[2] == ""
+    assert out[1] == eng.translate(["Good morning."], "en", "is")[0]
+
+
+def test_beam_search_runs(model, tokenizer):
+    out = engine(model, tokenizer, 4, num_beams=3).translate(SOURCES[:3], "en", "is")
+    assert len(out) == 3 and all("\n" not in o for o in out)
+
+
+def _ids(tokenizer, text):
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+@pytest.mark.parametrize("generated, stops", [
+    ("\n\n", False),          # leading newlines: the answer has not started
+    ("\nHello", False),       # text after a leading newline, no newline yet
+    ("Hello there", False),
+    ("Hello\n", True),        # newline after text ends the answer
+    ("\nHello\nmore", True),
+])
+def test_answer_end_stop_rule(tokenizer, generated, stops):
+    rule = AnswerEnd(StopTables(tokenizer))
+    prompt = _ids(tokenizer, "Translate.")
+    rule.prompt_width = len(prompt)
+    ids = torch.tensor([prompt + _ids(tokenizer, generated)])
+    assert bool(rule(ids)[0]) is stops
+
+
+def test_answer_end_is_per_sequence(tokenizer):
+    rule = AnswerEnd(StopTables(tokenizer))
+    a, b = _ids(tokenizer, "Hi\n"), _ids(tokenizer, "Hi there")
+    width = max(len(a), len(b))
+    rows = [a + [tokenizer.pad_token_id] * (width - len(a)), b + [tokenizer.pad_token_id] * (width - len(b))]
+    rule.prompt_width = 0
+    assert rule(torch.tensor(rows)).tolist() == [True, False]
+
+
+def test_stop_tables_step_matches_the_rule(tokenizer):
+    tables = StopTables(tokenizer)
+    seen = torch.tensor([False, False, True])
+    tokens = torch.tensor([_ids(tokenizer, "\n")[0], _ids(tokenizer, "Hello")[0], _ids(tokenizer, "\n")[0]])
+    assert tables.step(tokens, seen).tolist() == [False, False, True]
+    assert seen.tolist() == [False, True, True]
+
+
+def _prompt_rows(tokenizer, texts):
+    return [_ids(tokenizer, build_prompt(tokenizer, *_prompt(t))) for t in texts]
+
+
+def test_shared_prefix_length():
+    assert shared_prefix_length([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3]]) == 2
+    assert shared_prefix_length([[1, 2], [1, 2]]) == 1  # each row keeps a token of its own
+    assert shared_prefix_length([[7, 1], [8, 1]]) == 0
+
+
+@pytest.fixture(scope="module")
+def wide_model(tokenizer):
+    """The tiny model with a 512-token attention window, so the shared-prefix layout is used."""
+    from transformers import Gemma3ForCausalLM
+
+    torch.manual_seed(5)
+    config = make_tiny_model(tokenizer).config
+    config.sliding_window = 512
+    return Gemma3ForCausalLM(config).eval()
+
+
+def test_shared_prefix_and_padding_do_not_change_tokens(wide_model, tokenizer):
+    from lowres_mt.translate.greedy import _can_share_prefix
+
+    rows = _prompt_rows(tokenizer, SOURCES)
+    assert shared_prefix_length(rows) > 5 and _can_share_prefix(wide_model.config, rows, 8)
+    tables = StopTables(tokenizer)
+    batched = greedy_decode(wide_model, rows, pad_id=0, max_new_tokens=8, stop_ids=[], tables=tables)
+    single = [greedy_decode(wide_model, [r], pad_id=0, max_new_tokens=8, stop_ids=[], tables=tables)[0]
+              for r in rows]
+    assert batched == single
+    eng = Engine(wide_model, tokenizer, DecodeSettings(batch_size=4, max_new_tokens=8), progress=False)
+    prompts = [build_prompt(tokenizer, *_prompt(s)) for s in SOURCES]
+    for prompt, got in zip(prompts, eng.complete(prompts), strict=True):  # against model.generate
+        ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
+        answer_end = AnswerEnd(eng.tables)
+        answer_end.prompt_width = ids.shape[1]
+        out = wide_model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=8,
+                                  do_sample=False, eos_token_id=eng.stop_ids, pad_token_id=0,
+                                  stopping_criteria=[answer_end])
+        assert got == first_line(tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True))
+
+
+def test_finished_rows_leave_the_batch_without_changing_the_others(model, tokenizer):
+    rows = _prompt_rows(tokenizer, SOURCES)
+    tables = StopTables(tokenizer)
+    free = greedy_decode(model, rows, pad_id=0, max_new_tokens=8, stop_ids=[], tables=tables)
+    # stop one row early on a token no other row produces: the other rows must not change
+    row, at = next((r, n) for r in range(len(free)) for n in range(1, len(free[r]) - 1)
+                   if not any(free[r][n] in other for o, other in enumerate(free) if o != r))
+    pruned = greedy_decode(model, rows, pad_id=0, max_new_tokens=8, stop_ids=[free[row][at]], tables=tables)
+    stop_at = free[row].index(free[row][at])
+    assert pruned[row] == free[row][:stop_at + 1] and len(pruned[row]) < len(free[row])
+    assert [p for r, p in enumerate(pruned) if r != row] == [f for r, f in enumerate(free) if r != row]
+
+
+def test_stop_tokens_include_end_of_turn(model, tokenizer):
+    ids = stop_token_ids(model, tokenizer)
+    assert tokenizer.convert_tokens_to_ids("<end_of_turn>") in ids
+    assert tokenizer.eos_token_id in ids
+    eng = engine(model, tokenizer, 1)
+    eot = tokenizer.convert_tokens_to_ids("<end_of_turn>")
+    assert eng._until_stop([7, 8, eot, 9]) == [7, 8]
+
+
+def test_first_line():
+    assert first_line("\n  Halló heimur \nmore") == "Halló heimur"
+    assert first_line("\n\n") == ""
+
+
+def test_merge_lora_keeps_outputs_and_copy_leaves_original(tokenizer):
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    peft_model = get_peft_model(make_tiny_model(tokenizer),
+                                LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    ids = torch.tensor([_ids(tokenizer, "Good morning to you")])
+    with torch.no_grad():
+        expected = peft_model(ids).logits
+        merged = merge_lora(peft_model, copy_first=True)
+        assert isinstance(peft_model, PeftModel) and not isinstance(merged, PeftModel)
+        torch.testing.assert_close(merged(ids).logits, expected, atol=1e-5, rtol=1e-4)
+    plain = make_tiny_model(tokenizer)
+    assert merge_lora(plain) is plain
+
+
+def test_split_sentences():
+    text = 'He left. "Why?" she asked. It was 5 p.m. at the station! 2024 was a year.'
+    assert split_sentences(text) == ["He left.", '"Why?" she asked.', "It was 5 p.m. at the station!",
+                                     "2024 was a year."]
+    assert split_sentences("no end") == ["no end"]
+
+
+def test_translate_segments_keeps_blank_lines_and_rejoins_long_ones():
+    calls = []
+
+    def fake(texts):
+        calls.append(list(texts))
+        return [t.upper() for t in texts]
+
+    long = "First sentence here. Second one follows. Third ends it."
+    out = translate_segments(fake, ["a b", "", long, "  "], max_chars=30)
+    assert out == ["A B", "", long.upper(), ""]
+    assert calls == [["a b", "First sentence here.", "Second one follows.", "Third ends it."]]
+    assert translate_segments(fake, ["", ""]) == ["", ""]

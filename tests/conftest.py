@@ -14,6 +14,17 @@ FIXTURES = Path(__file__).parent / "fixtures"
 TINY_TOKENIZER = FIXTURES / "tiny_tokenizer"
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny models are overhead-bound: one thread is faster and steady on a shared CPU."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
     from transformers import AutoTokenizer

@@ -4,7 +4,6 @@ import json
 from types import SimpleNamespace
 
 import pytest
-import torch
 from conftest import make_tiny_model
 
 from lowres_mt.config import EvalConfig, RecipeConfig, TaskConfig, dump_recipe, load_recipe
@@ -14,14 +13,9 @@ from lowres_mt.evaluate.generate import HypothesisMaker
 from lowres_mt.evaluate.runner import run_eval
 from lowres_mt.translate import DecodeSettings
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models are overhead-bound: one thread is faster and steady on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+
 
 TEST = [("Good morning.", "Góðan daginn."), ("Where is the station?", "Hvar er stöðin?"),
         ("The cat sat.", "Kötturinn sat."), ("It is raining.", "Það rignir."),

@@ -7,19 +7,13 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 from conftest import make_tiny_model
 
 from lowres_mt.config import RecipeConfig, dump_recipe
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models are overhead-bound: one thread is faster and steady on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable, Sequence
 
 from lowres_mt.book.records import BookSection, GlossedExample, Lexeme
 from lowres_mt.book.resources import BookResources, load_resources, protected_spans
 from lowres_mt.config import RecipeConfig
+from lowres_mt.data.build import TokenCounter, costed_in_random_order
 from lowres_mt.data.guard import ContaminationGuard
 from lowres_mt.data.prompts import example_messages, language_name
 from lowres_mt.data.records import Example, Message, Pair
 
-TokenCounter = Callable[[Sequence[str]], list[int]]
 KINDS = ("words", "gloss", "gloss-translation", "passages")
 # a candidate: (example, the content text whose tokens it costs)
 Candidate = tuple[Example, str]
@@ -64,17 +63,13 @@ def candidates(cfg: RecipeConfig, res: BookResources, kind: str) -> list[Candida
 
 def _fill(pool: list[Candidate], budget: int, count_tokens: TokenCounter,
           rng: random.Random) -> list[tuple[Example, int]]:
-    order = list(range(len(pool)))
-    rng.shuffle(order)
     out: list[tuple[Example, int]] = []
     total = 0
-    for start in range(0, len(order), 256):
-        batch = [pool[i] for i in order[start:start + 256]]
-        for (example, _), cost in zip(batch, count_tokens([text for _, text in batch])):
-            if total >= budget:
-                return out
-            out.append((example, cost))
-            total += cost
+    for (example, _), cost in costed_in_random_order(pool, lambda c: c[1], count_tokens, rng):
+        if total >= budget:
+            break
+        out.append((example, cost))
+        total += cost
     return out
 
 

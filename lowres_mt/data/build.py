@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from lowres_mt.config import RecipeConfig, dump_recipe
 from lowres_mt.data.guard import ContaminationGuard, guard_from_sets
@@ -26,6 +27,7 @@ from lowres_mt.errors import UserError
 from lowres_mt.io import atomic_dir, read_jsonl, write_json, write_jsonl
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
+T = TypeVar("T")
 METHODS = ("tell", "sft", "tell+book")
 
 
@@ -150,24 +152,28 @@ def load_task_pool(cfg: RecipeConfig, guard: ContaminationGuard,
     return pool
 
 
+def costed_in_random_order(pool: Sequence[T], text_of: Callable[[T], str], count_tokens: TokenCounter,
+                           rng: random.Random, batch: int = 256) -> Iterator[tuple[T, int]]:
+    """Yield (item, content tokens) in a seeded random order, counting tokens a batch at a time."""
+    order = list(range(len(pool)))
+    rng.shuffle(order)
+    for start in range(0, len(order), batch):
+        items = [pool[i] for i in order[start:start + batch]]
+        yield from zip(items, count_tokens([text_of(item) for item in items]))
+
+
 def sample_to_budget(pool: list[Pair], budget: int, count_tokens: TokenCounter,
                      rng: random.Random) -> tuple[list[Pair], list[int]]:
     """Seeded sample of pairs whose content tokens, used in every direction, fill `budget`."""
-    order = list(range(len(pool)))
-    rng.shuffle(order)
     chosen: list[Pair] = []
     costs: list[int] = []
     total = 0
-    step = 256
-    for start in range(0, len(order), step):
-        batch = [pool[i] for i in order[start:start + step]]
-        counts = count_tokens([p.src + "\n" + p.tgt for p in batch])
-        for pair, cost in zip(batch, counts):
-            if total >= budget:
-                return chosen, costs
-            chosen.append(pair)
-            costs.append(cost)
-            total += cost
+    for pair, cost in costed_in_random_order(pool, lambda p: p.src + "\n" + p.tgt, count_tokens, rng):
+        if total >= budget:
+            break
+        chosen.append(pair)
+        costs.append(cost)
+        total += cost
     return chosen, costs
 
 
@@ -203,22 +209,18 @@ def general_examples(cfg: RecipeConfig, budget: int, count_tokens: TokenCounter,
                      rng: random.Random, stats: dict[str, CorpusStats]) -> list[tuple[Example, int]]:
     """Instruction examples drawn from the general corpora until `budget` content tokens."""
     pool = load_general_pool(cfg, stats)
-    order = list(range(len(pool)))
-    rng.shuffle(order)
     out: list[tuple[Example, int]] = []
     total = 0
-    for start in range(0, len(order), 256):
-        batch = [pool[i] for i in order[start:start + 256]]
-        counts = count_tokens(["\n".join(m.content for m in ins.messages) for ins in batch])
-        for ins, cost in zip(batch, counts):
-            if total >= budget:
-                return out
-            if cost > cfg.general.max_tokens:
-                stats[ins.corpus].too_long_or_short += 1
-                continue
-            out.append((Example(ins.messages, "general", None, ins.corpus, f"{ins.corpus}#{ins.id}"), cost))
-            stats[ins.corpus].used += 1
-            total += cost
+    content = lambda ins: "\n".join(m.content for m in ins.messages)  # noqa: E731
+    for ins, cost in costed_in_random_order(pool, content, count_tokens, rng):
+        if total >= budget:
+            break
+        if cost > cfg.general.max_tokens:
+            stats[ins.corpus].too_long_or_short += 1
+            continue
+        out.append((Example(ins.messages, "general", None, ins.corpus, f"{ins.corpus}#{ins.id}"), cost))
+        stats[ins.corpus].used += 1
+        total += cost
     if total < budget:
         raise UserError(f"the general corpora hold only {total} usable tokens, fewer than the "
                         f"{budget} asked for; lower general.ratio or add corpora to general.corpora")

@@ -10,11 +10,14 @@ from pathlib import Path
 from rich.console import Console
 
 from lowres_mt.config import RecipeConfig
+from lowres_mt.data.build import token_counter
+from lowres_mt.data.prompts import parse_response
 from lowres_mt.data.records import Pair
 from lowres_mt.errors import UserError
 from lowres_mt.evaluate.retrieval import ShotRetriever, guard_pool, orient
 from lowres_mt.evaluate.systems import System, apertium_translate, external_outputs
 from lowres_mt.translate import DecodeSettings, Engine, merge_lora
+from lowres_mt.translate.engine import build_prompt
 
 
 def _load_base(name: str):
@@ -62,6 +65,7 @@ class HypothesisMaker:
         self._run_cfg: RecipeConfig | None = None
         self._retrievers: dict[str, ShotRetriever] = {}
         self._external: dict[tuple[str, str], dict] = {}
+        self._book = None  # BookContext, loaded on first use by `icl-book`
         self.guard_dropped: dict[str, int] = {}
 
     def make(self, system: System, pairs: Sequence[Pair], direction: str, testset: str) -> list[str]:
@@ -77,6 +81,8 @@ class HypothesisMaker:
             shots = self._retriever(direction).shots(sources) if system.kind == "icl" else None
             return engine.translate(sources, src, tgt, style="plain", anchor=self.cfg.anchor,
                                     names=self.cfg.language_names, shots=shots, description=label)
+        if system.kind == "icl-book":
+            return self._book_translate(self._engine_for(("base", system.model)), sources, src, tgt, label)
         if system.kind == "adapter":
             engine = self._engine_for(("run", str(system.run)))
             run_cfg = self._run_cfg or self.cfg
@@ -115,6 +121,27 @@ class HypothesisMaker:
             self.guard_dropped[direction] = dropped
             self._retrievers[direction] = ShotRetriever(kept, self.cfg.eval.icl_k)
         return self._retrievers[direction]
+
+    def _book_translate(self, engine: Engine, sources: Sequence[str], src: str, tgt: str,
+                        label: str) -> list[str]:
+        """MTOB's in-context track: wordlist entries, example sentences and grammar passages
+        retrieved for each source (setting `book.context`) within `book.context_tokens`."""
+        if self._book is None:
+            from lowres_mt.book.context import BookContext
+            from lowres_mt.data.build import protected_sets
+            from lowres_mt.data.guard import guard_from_sets
+
+            self._book = BookContext.from_config(self.cfg, guard_from_sets(protected_sets(self.cfg)))
+        count = token_counter(engine.tokenizer)
+        book, anchor, names = self.cfg.book, self.cfg.anchor, self.cfg.language_names
+        prompts = []
+        for source in sources:
+            messages, prefix = self._book.prompt(source, src, tgt, setting=book.context, budget=book.context_tokens,
+                                                 count_tokens=count, style="plain", anchor=anchor, names=names,
+                                                 per_word=book.entries_per_word)
+            prompts.append(build_prompt(engine.tokenizer, messages, prefix))
+        answers = engine.complete(prompts, label)
+        return [parse_response(a, "plain", anchor, src, tgt, names) for a in answers]
 
     def _external_rows(self, system: System, pairs: Sequence[Pair], direction: str,
                        testset: str) -> list[str]:

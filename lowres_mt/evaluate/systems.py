@@ -24,7 +24,7 @@ from lowres_mt.config import RecipeConfig
 from lowres_mt.data.prompts import style_for
 from lowres_mt.errors import UserError
 
-BUILTIN_SYSTEMS = ("tell", "sft", "zero-shot", "icl", "apertium", "external")
+BUILTIN_SYSTEMS = ("tell", "sft", "zero-shot", "icl", "icl-book", "apertium", "external")
 APERTIUM_MODES = {"is-en": "isl-eng"}
 
 
@@ -37,7 +37,7 @@ class System:
     """One row of the results table: what produces its hypotheses and what identifies it."""
 
     name: str
-    kind: str  # "adapter" | "base" | "icl" | "apertium" | "external"
+    kind: str  # "adapter" | "base" | "icl" | "icl-book" | "apertium" | "external"
     style: str = "plain"
     run: Path | None = None
     method: str = ""
@@ -96,6 +96,12 @@ def resolve_systems(cfg: RecipeConfig, names: Sequence[str], runs: Path, *,
             systems.append(System("icl", "icl", "plain", model=cfg.base_model,
                                   fingerprint=f"{base.fingerprint}|k={cfg.eval.icl_k}|"
                                               f"pool={','.join(cfg.task.train)}"))
+        elif name == "icl-book":
+            book = cfg.book
+            systems.append(System("icl-book", "icl-book", "plain", model=cfg.base_model,
+                                  fingerprint=f"{base.fingerprint}|book:{book.context}|{book.context_tokens}|"
+                                              f"{book.entries_per_word}|{','.join(book.wordlists + book.grammar)}|"
+                                              f"{','.join(book.sentences or cfg.task.train)}"))
         elif name == "apertium":
             tool = shutil.which("apertium")
             if tool is None:

@@ -1,7 +1,8 @@
 """`lowres-mt train RECIPE`: fine-tune the recipe's base model with LoRA (TELL or SFT).
 
 Multi-process / multi-GPU: start the same command under accelerate or torchrun, e.g.
-`accelerate launch --num_processes 4 -m lowres_mt train en-is` (or `torchrun --nproc_per_node 4 -m lowres_mt train en-is`).
+`accelerate launch --multi_gpu --num_processes 4 -m lowres_mt train en-is` on GPUs, or
+`torchrun --nproc_per_node 4 -m lowres_mt train en-is` for N CPU processes (gloo).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from lowres_mt.cli.common import console
 def train_cmd(
     recipe: str = typer.Argument(..., help="recipe name (see `lowres-mt recipes list`) or YAML path"),
     overrides: list[str] = typer.Argument(None, help="KEY=VALUE recipe overrides, e.g. train.max_steps=20"),
-    method: str = typer.Option(None, "--method", help="tell (anchor prompts + general data) or sft"),
+    method: str = typer.Option(None, "--method", help="tell (anchor prompts + general data), sft (task pairs only) or tell+book (tell plus grammar-book tasks)"),
     base_model: str = typer.Option(None, "--base-model", help="registry name, local folder or hub id"),
     name: str = typer.Option(None, "--name", help="run name under runs/ (default: <recipe>-<method>)"),
     resume: bool = typer.Option(False, "--resume", help="continue from the run's last checkpoint"),

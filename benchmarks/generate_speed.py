@@ -1,7 +1,7 @@
 """Generation speed: naive one-sentence-at-a-time `model.generate` vs lowres-mt's batched engine.
 
 Same model, same prompts (FLORES-200 devtest, English→Icelandic), same stop rules (end of turn /
-eos / first newline after text), greedy, in one process. Records sentences/s of both, the
+eos / first newline after text / a 4-token loop seen 3 times), greedy, in one process. Records sentences/s of both, the
 speed-up, and whether the translations are identical, to
 benchmarks/results/generate_speed-<model>[-tell]-t<threads>.{json,md}. Exits 1 if any output differs.
 
@@ -75,7 +75,7 @@ def naive(model, tokenizer, prompts: list[str], engine: Engine, max_new_tokens: 
     out = []
     for prompt in prompts:
         ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
-        stop = AnswerEnd(engine.tables)
+        stop = AnswerEnd(engine.tables, engine.settings.stop_repeats)
         stop.prompt_width = ids.shape[1]
         gen = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
                              max_new_tokens=max_new_tokens, eos_token_id=engine.stop_ids,
@@ -94,6 +94,8 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=96)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--stop-repeats", type=int, default=DecodeSettings.stop_repeats,
+                        help="loop stop for both decoders (0 = off)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -106,7 +108,8 @@ def main() -> int:
         style, anchor, label = style_for(info.get("method") or cfg.train.method), cfg.anchor, Path(args.run).name
     sources = load_sources(args.sentences)
     prompts = [build_prompt(tokenizer, *prompt_messages(s, "en", "is", style, anchor)) for s in sources]
-    engine = Engine(model, tokenizer, DecodeSettings(args.batch_size, args.max_new_tokens),
+    engine = Engine(model, tokenizer, DecodeSettings(args.batch_size, args.max_new_tokens,
+                                                           stop_repeats=args.stop_repeats),
                     progress=sys.stderr.isatty())
     engine.complete(prompts[:2])  # warm-up: first-call allocations and kernel selection
     naive(model, tokenizer, prompts[:1], engine, 4)
@@ -124,6 +127,7 @@ def main() -> int:
     record = {
         "model": label, "prompt_style": style, "sentences": len(prompts), "batch_size": args.batch_size,
         "max_new_tokens": args.max_new_tokens, "threads": args.threads, "decoding": "greedy",
+        "stop_repeats": args.stop_repeats,
         "naive_s": round(naive_s, 2), "engine_s": round(engine_s, 2),
         "naive_sentences_per_s": round(len(prompts) / naive_s, 3),
         "engine_sentences_per_s": round(len(prompts) / engine_s, 3),

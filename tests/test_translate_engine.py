@@ -12,6 +12,7 @@ from lowres_mt.translate import (
     build_prompt,
     first_line,
     greedy_decode,
+    is_looping,
     merge_lora,
     shared_prefix_length,
     split_sentences,
@@ -259,3 +260,46 @@ def test_translate_segments_keeps_blank_lines_and_rejoins_long_ones():
     assert out == ["A B", "", long.upper(), ""]
     assert calls == [["a b", "First sentence here.", "Second one follows.", "Third ends it."]]
     assert translate_segments(fake, ["", ""]) == ["", ""]
+
+
+@pytest.mark.parametrize("ids, times, loops", [
+    ([1, 2, 3, 4] * 3, 3, True),
+    ([9, 1, 2, 3, 4] * 3, 3, True),
+    ([1, 2, 3, 4] * 2, 3, False),
+    ([1, 2, 3, 4] * 3 + [5], 3, False),   # the newest 4-gram is new
+    ([1, 2, 3, 4] * 3, 0, False),         # off
+    (list(range(40)), 2, False),
+])
+def test_is_looping(ids, times, loops):
+    assert is_looping(ids, times) is loops
+
+
+def _cut_at_loop(ids, times):
+    return next((ids[:n] for n in range(1, len(ids) + 1) if is_looping(ids[:n], times)), ids)
+
+
+def test_loop_stop_ends_degenerate_rows_and_leaves_the_rest(model, tokenizer):
+    rows = _prompt_rows(tokenizer, SOURCES)
+    tables = StopTables(tokenizer)
+    free = greedy_decode(model, rows, pad_id=0, max_new_tokens=48, stop_ids=[], tables=tables)
+    stopped = greedy_decode(model, rows, pad_id=0, max_new_tokens=48, stop_ids=[], tables=tables,
+                            stop_repeats=3)
+    assert stopped == [_cut_at_loop(f, 3) for f in free]
+    assert any(len(s) < len(f) for s, f in zip(stopped, free, strict=True))  # the random model loops
+    rule = AnswerEnd(tables, stop_repeats=3)  # beam search's criterion agrees
+    rule.prompt_width = 0
+    for s, f in zip(stopped, free, strict=True):
+        assert bool(rule(torch.tensor([s]))[0]) is (len(s) < len(f))
+
+
+def test_progress_is_logged_when_stderr_is_not_a_terminal(model, tokenizer):
+    import io
+
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    eng = Engine(model, tokenizer, DecodeSettings(batch_size=4, max_new_tokens=4),
+                 console=Console(file=buffer, force_terminal=False, width=200))
+    eng.translate(SOURCES[:5], "en", "is", description="tell flores en→is")
+    assert "tell flores en→is: 5/5 sentences" in buffer.getvalue()
+    assert "sent/s" in buffer.getvalue()

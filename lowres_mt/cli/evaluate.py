@@ -38,7 +38,7 @@ def eval_cmd(
     cfg = load_recipe(recipe, overrides or [])
     names = [n.strip() for item in (systems or []) for n in item.split(",") if n.strip()]
     outcome = run_eval(cfg, systems=names or None, sample=sample, comet_model=comet_model,
-                       all_runs=all_runs, results_root=results, progress=err_console.is_terminal,
+                       all_runs=all_runs, results_root=results, progress=True,
                        console=err_console, command="lowres-mt " + shlex.join(sys.argv[1:]))
     console.print(rich_table(outcome.results, title=f"{cfg.name}: chrF (± 95% CI)"))
     for note in outcome.notes:

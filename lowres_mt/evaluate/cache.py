@@ -21,7 +21,7 @@ from lowres_mt.translate import DecodeSettings
 from lowres_mt.typed import to_dict
 
 # bump when generation or parsing changes in a way that changes outputs
-ENGINE_VERSION = 1
+ENGINE_VERSION = 2
 
 
 def digest(obj) -> str:
@@ -44,16 +44,20 @@ def generation_key(system: System, cfg: RecipeConfig, settings: DecodeSettings, 
         "testset": testset, "direction": direction,
         "ids": [p.id for p in pairs], "sources": text_digest([p.src for p in pairs]),
     }
-    if system.kind in ("base", "icl", "adapter"):
+    if system.kind in ("base", "icl", "icl-book", "adapter"):
         parts["engine"] = ENGINE_VERSION
         parts["style"] = system.style
-        parts["decode"] = {"max_new_tokens": settings.max_new_tokens, "num_beams": settings.num_beams}
+        parts["decode"] = {"max_new_tokens": settings.max_new_tokens, "num_beams": settings.num_beams,
+                           "stop_repeats": settings.stop_repeats}
         if system.kind != "adapter":  # a run's own config supplies its prompt
             parts["prompt"] = {"anchor": to_dict(cfg.anchor), "names": cfg.language_names}
         if system.kind == "icl":
             parts["icl"] = {"k": cfg.eval.icl_k, "pool": list(cfg.task.train),
                             "guard": list(cfg.eval.testsets + cfg.task.guard),
                             "chars": [cfg.task.min_chars, cfg.task.max_chars]}
+        if system.kind == "icl-book":  # the book material and its retrieval settings
+            parts["book"] = to_dict(cfg.book)
+            parts["guard"] = list(cfg.eval.testsets + cfg.task.guard)
     return digest(parts)
 
 

@@ -116,7 +116,8 @@ def run_eval(cfg: RecipeConfig, *, systems: list[str] | None = None, sample: int
     size = cfg.eval.sample if sample is None else sample
     samples = sample_testsets(cfg, size)
     jobs = plan_jobs(chosen, samples, notes)
-    settings = DecodeSettings(cfg.eval.batch_size, cfg.eval.max_new_tokens, cfg.eval.num_beams)
+    settings = DecodeSettings(cfg.eval.batch_size, cfg.eval.max_new_tokens, cfg.eval.num_beams,
+                              cfg.eval.stop_repeats)
     maker = maker or HypothesisMaker(cfg, settings, progress=progress, console=console)
     scorer = _Scorer(comet_model or cfg.eval.comet_model)
     outcome = EvalOutcome([], notes, root / "REPORT.md")
@@ -132,6 +133,10 @@ def run_eval(cfg: RecipeConfig, *, systems: list[str] | None = None, sample: int
             outcome.results.append(result)
             outcome.generated += generated
             outcome.reused += not generated
+            if generated:  # kept at once, so an interrupted evaluation resumes after this job
+                write_json(root / result["path"], result)
+                if console is not None:
+                    console.print(_job_line(result), markup=False, highlight=False)
     finally:
         maker.close()
     refs = {key: [p.tgt for p in pairs] for key, pairs in samples.items()}
@@ -172,7 +177,7 @@ def _evaluate(job: Job, cfg: RecipeConfig, settings: DecodeSettings, maker: Hypo
         "model": system.model or None, "adapter": str(system.run / "adapter") if system.run else None,
         "task_tokens": system.task_tokens, "config_hash": cache.config_hash(cfg),
         "decode": {"batch_size": settings.batch_size, "max_new_tokens": settings.max_new_tokens,
-                   "num_beams": settings.num_beams},
+                   "num_beams": settings.num_beams, "stop_repeats": settings.stop_repeats},
         "scores": scores, "significance": old.get("significance") if reuse else None,
         "guard_dropped": (old.get("guard_dropped") if reuse else maker.guard_dropped.get(job.direction))
         if system.kind == "icl" else None,
@@ -182,6 +187,13 @@ def _evaluate(job: Job, cfg: RecipeConfig, settings: DecodeSettings, maker: Hypo
         "path": str(json_path.relative_to(root)),
     }
     return result, not reuse
+
+
+def _job_line(result: dict) -> str:
+    chrf, timings = result["scores"]["chrF"], result["timings"]
+    speed = f", {timings['sentences_per_s']} sent/s" if "sentences_per_s" in timings else ""
+    return (f"{result['system']} {result['testset']} {result['direction']}: chrF {chrf['score']:.1f} "
+            f"({result['n']} sentences{speed})")
 
 
 def _hypotheses(job: Job, gen_key: str, old: dict, maker: HypothesisMaker,

@@ -10,7 +10,7 @@ from lowres_mt.translate.engine import (
     merge_lora,
     stop_token_ids,
 )
-from lowres_mt.translate.greedy import StopTables, greedy_decode, shared_prefix_length
+from lowres_mt.translate.greedy import StopTables, greedy_decode, is_looping, shared_prefix_length
 from lowres_mt.translate.session import (
     SPLIT_CHARS,
     Translator,
@@ -22,6 +22,6 @@ from lowres_mt.translate.session import (
 
 __all__ = [
     "SPLIT_CHARS", "AnswerEnd", "DecodeSettings", "Engine", "StopTables", "Translator", "build_prompt",
-    "first_line", "greedy_decode", "merge_lora", "open_translator", "read_run", "shared_prefix_length", "split_sentences",
+    "first_line", "greedy_decode", "is_looping", "merge_lora", "open_translator", "read_run", "shared_prefix_length", "split_sentences",
     "stop_token_ids", "translate_segments",
 ]

@@ -23,7 +23,7 @@ from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaLis
 from lowres_mt.config import AnchorConfig
 from lowres_mt.data.prompts import parse_response, prompt_messages
 from lowres_mt.data.records import Pair
-from lowres_mt.translate.greedy import StopTables, greedy_decode
+from lowres_mt.translate.greedy import StopTables, greedy_decode, is_looping
 
 END_OF_TURN_TOKENS = ("<end_of_turn>", "<|im_end|>", "<|eot_id|>", "<|end|>")
 
@@ -33,6 +33,7 @@ class DecodeSettings:
     batch_size: int = 16  # prompts per generate() call
     max_new_tokens: int = 128
     num_beams: int = 1  # 1 = greedy
+    stop_repeats: int = 3  # stop a sentence whose newest 4 tokens occur this often (a loop); 0 = off
 
 
 def build_prompt(tokenizer, messages, prefix: str = "") -> str:
@@ -67,14 +68,16 @@ def stop_token_ids(model, tokenizer) -> list[int]:
 
 
 class AnswerEnd(StoppingCriteria):
-    """`generate` stopping criterion for beam search: the first newline after some answer text.
+    """`generate` stopping criterion for beam search: the first newline after some answer text,
+    or a degenerate loop (`stop_repeats`, as in greedy decoding).
 
     Stateless (reads the whole generated part each step), so it stays correct when beams are
     reordered between steps.
     """
 
-    def __init__(self, tables: StopTables):
+    def __init__(self, tables: StopTables, stop_repeats: int = 0):
         self.tables = tables
+        self.stop_repeats = stop_repeats
         self.prompt_width = 0
 
     def __call__(self, input_ids: torch.LongTensor, scores=None, **kwargs) -> torch.BoolTensor:
@@ -83,8 +86,10 @@ class AnswerEnd(StoppingCriteria):
             return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
         content = self.tables.content[gen].long()
         seen_before = (content.cumsum(1) - content) > 0
-        hit = self.tables.newline[gen] & (seen_before | self.tables.text_then_newline[gen])
-        return hit.any(dim=1).to(input_ids.device)
+        hit = (self.tables.newline[gen] & (seen_before | self.tables.text_then_newline[gen])).any(dim=1)
+        if self.stop_repeats:
+            hit |= torch.tensor([is_looping(row, self.stop_repeats) for row in gen.tolist()])
+        return hit.to(input_ids.device)
 
 
 def first_line(text: str) -> str:
@@ -153,7 +158,8 @@ class Engine:
     def _generate(self, rows: list[list[int]]) -> list[list[int]]:
         if self.settings.num_beams == 1:
             out = greedy_decode(self.model, rows, pad_id=self.pad_id, stop_ids=self.stop_ids,
-                                max_new_tokens=self.settings.max_new_tokens, tables=self.tables)
+                                max_new_tokens=self.settings.max_new_tokens, tables=self.tables,
+                                stop_repeats=self.settings.stop_repeats)
             return [self._until_stop(seq) for seq in out]
         width = max(len(r) for r in rows)
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
@@ -161,7 +167,7 @@ class Engine:
         for i, row in enumerate(rows):
             ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
             mask[i, width - len(row):] = 1
-        answer_end = AnswerEnd(self.tables)
+        answer_end = AnswerEnd(self.tables, self.settings.stop_repeats)
         answer_end.prompt_width = width
         out = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=self.config,
                                   stopping_criteria=StoppingCriteriaList([answer_end]))
@@ -179,28 +185,40 @@ class Engine:
 
 
 class _SentenceProgress:
-    """A rich progress bar that shows sentences/s; a no-op when disabled."""
+    """Sentences done and sentences/s: a rich progress bar in a terminal, else (logs, pipes) a
+    plain line every `LOG_EVERY_S` seconds and one at the end; a no-op when disabled."""
+
+    LOG_EVERY_S = 30.0
 
     def __init__(self, console: Console, description: str, total: int, *, enabled: bool):
         self.enabled = enabled and total > 0
+        self.console = console
+        self.description = description
         self.total = total
-        self.started = time.perf_counter()
+        self.done = 0
+        self.started = self.logged = time.perf_counter()
+        self.live = console.is_terminal
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
                             console=console, transient=True)
         self.task = self.bar.add_task(description, total=total, rate="")
 
     def __enter__(self):
-        if self.enabled:
+        if self.enabled and self.live:
             self.bar.start()
         return self.advance
 
     def advance(self, n: int) -> None:
-        self.bar.advance(self.task, n)
-        done = self.bar.tasks[0].completed
-        rate = done / max(time.perf_counter() - self.started, 1e-9)
-        self.bar.update(self.task, rate=f"{rate:.2f} sent/s")
+        self.done += n
+        now = time.perf_counter()
+        rate = f"{self.done / max(now - self.started, 1e-9):.2f} sent/s"
+        if self.live:
+            self.bar.update(self.task, advance=n, rate=rate)
+        elif self.enabled and (now - self.logged >= self.LOG_EVERY_S or self.done == self.total):
+            self.logged = now
+            self.console.print(f"{self.description}: {self.done}/{self.total} sentences, {rate}, "
+                               f"{now - self.started:.0f} s", markup=False, highlight=False)
 
     def __exit__(self, *exc) -> None:
-        if self.enabled:
+        if self.enabled and self.live:
             self.bar.stop()

@@ -42,6 +42,23 @@ class StopTables:
         return ends
 
 
+REPEAT_NGRAM = 4  # tokens in the n-gram whose repetition marks a degenerate loop
+
+
+def is_looping(ids: list[int], times: int) -> bool:
+    """True when the newest REPEAT_NGRAM tokens have now occurred `times` times (0: never).
+
+    Small models under-trained on a language fall into loops ("því að þær eiga því að …") that
+    would otherwise run to `max_new_tokens`; stopping there saves most of their decoding time
+    and keeps what was generated up to that point.
+    """
+    n = REPEAT_NGRAM
+    if times <= 1 or len(ids) < n * times:
+        return False
+    tail = ids[-n:]
+    return sum(ids[i:i + n] == tail for i in range(len(ids) - n + 1)) >= times
+
+
 def shared_prefix_length(rows: list[list[int]]) -> int:
     """Tokens every row starts with, leaving each row at least one token of its own."""
     shortest = min(len(r) for r in rows) - 1
@@ -86,8 +103,9 @@ def _prefill(model, rows: list[list[int]], pad_id: int, cache: DynamicCache,
 
 @torch.inference_mode()
 def greedy_decode(model, rows: list[list[int]], *, pad_id: int, max_new_tokens: int, stop_ids: list[int],
-                  tables: StopTables) -> list[list[int]]:
-    """Generated ids per prompt (the stop token included when one was produced)."""
+                  tables: StopTables, stop_repeats: int = 0) -> list[list[int]]:
+    """Generated ids per prompt (the stop token included when one was produced); a row also
+    stops when it loops (`is_looping` with `stop_repeats`)."""
     out: list[list[int]] = [[] for _ in rows]
     if max_new_tokens <= 0 or not rows:
         return out
@@ -102,6 +120,8 @@ def greedy_decode(model, rows: list[list[int]], *, pad_id: int, max_new_tokens: 
         for row, token in zip(alive.tolist(), tokens.tolist(), strict=True):
             out[row].append(token)
         done = torch.isin(tokens, stops) | tables.step(tokens, seen_text)
+        if stop_repeats:
+            done |= torch.tensor([is_looping(out[row], stop_repeats) for row in alive.tolist()])
         if step == max_new_tokens - 1 or bool(done.all()):
             break
         if bool(done.any()):

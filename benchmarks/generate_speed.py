@@ -91,7 +91,7 @@ def main() -> int:
     parser.add_argument("--style", choices=("plain", "tell"), default="plain",
                         help="prompt style for a base model (a run uses its own)")
     parser.add_argument("--sentences", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=DecodeSettings.batch_size)
     parser.add_argument("--max-new-tokens", type=int, default=96)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--stop-repeats", type=int, default=DecodeSettings.stop_repeats,

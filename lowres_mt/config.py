@@ -107,7 +107,7 @@ class EvalConfig:
     testsets: tuple[str, ...] = ()
     sample: int = 200  # sentences per test set and direction (0 = all), seeded by `seed`
     icl_k: int = 4
-    batch_size: int = 16
+    batch_size: int = 32
     max_new_tokens: int = 128
     num_beams: int = 1
     stop_repeats: int = 3  # end a hypothesis whose newest 4 tokens occur this often (a loop); 0 = off

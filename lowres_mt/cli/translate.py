@@ -22,7 +22,7 @@ def translate_cmd(
     src: str = typer.Option(..., "--from", help="source language code, e.g. en"),
     tgt: str = typer.Option(..., "--to", help="target language code, e.g. is"),
     input_file: Path = typer.Option(None, "--input", "-i", help="file with one segment per line"),
-    batch_size: int = typer.Option(16, "--batch-size"),
+    batch_size: int = typer.Option(32, "--batch-size", help="sentences decoded together"),
     max_new_tokens: int = typer.Option(256, "--max-new-tokens"),
     num_beams: int = typer.Option(1, "--num-beams", help="1 = greedy"),
 ) -> None:

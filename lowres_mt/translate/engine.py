@@ -30,7 +30,7 @@ END_OF_TURN_TOKENS = ("<end_of_turn>", "<|im_end|>", "<|eot_id|>", "<|end|>")
 
 @dataclass(frozen=True)
 class DecodeSettings:
-    batch_size: int = 16  # prompts per generate() call
+    batch_size: int = 32  # prompts decoded together (larger batches amortize the output layer)
     max_new_tokens: int = 128
     num_beams: int = 1  # 1 = greedy
     stop_repeats: int = 3  # stop a sentence whose newest 4 tokens occur this often (a loop); 0 = off

@@ -142,6 +142,9 @@ def test_eval_writes_results_report_and_reuses_cache(tmp_path, fake_corpora, tin
     third = _maker(changed, tiny_tokenizer)
     outcome = run_eval(changed, results_root=results, runs_root=runs, maker=third, progress=False)
     assert third.calls == [("zero-shot", "toy:wmt", "en-is")] and outcome.reused == 2
+    # the report still holds the first evaluation's other results
+    merged = (root / "REPORT.md").read_text()
+    assert "## toy:test en→is (n=4)" in merged and "| icl |" in merged
 
 
 def test_same_sample_in_both_directions(tmp_path, fake_corpora, tiny_tokenizer):

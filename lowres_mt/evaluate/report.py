@@ -1,4 +1,5 @@
-"""Tables from result JSONs: results/<recipe>/REPORT.md (markdown) and the rich terminal table.
+"""Tables from result JSONs: results/<recipe>/REPORT.md (markdown, every stored result of the
+recipe) and the rich terminal table.
 
 The report is a pure function of the results (no dates or timings in it), so rerunning an
 unchanged evaluation rewrites the same file.
@@ -115,11 +116,14 @@ def render_markdown(results: list[dict], notes: list[str], cfg: RecipeConfig,
     for r in results:
         r["_baseline"] = r["system"] == baseline
     n = sorted({r["n"] for r in results})
+    commands = list(dict.fromkeys(r["command"] for r in results if r.get("command"))) or [
+        command or f"lowres-mt eval {cfg.name}"]
     lines = [f"# Evaluation: {cfg.name}", "",
-             f"Command: `{command or f'lowres-mt eval {cfg.name}'}` — {'/'.join(map(str, n)) or 0} "
-             "sentences per test "
-             f"set and direction (seeded sample, seed {cfg.seed}); base model `{cfg.base_model}`; "
-             f"decoding: {'greedy' if cfg.eval.num_beams == 1 else f'beam {cfg.eval.num_beams}'}, "
+             "Every result stored under this folder, produced by:", "",
+             *(f"    {c}" for c in commands), "",
+             f"{'/'.join(map(str, n)) or 0} sentences per test set and direction (seeded sample, seed "
+             f"{cfg.seed}); base model `{cfg.base_model}`; decoding: "
+             f"{'greedy' if cfg.eval.num_beams == 1 else f'beam {cfg.eval.num_beams}'}, "
              f"≤ {cfg.eval.max_new_tokens} new tokens. Scores are corpus-level with 95% bootstrap "
              f"confidence intervals (± half-width).", ""]
     guard = {r["direction"]: r["guard_dropped"] for r in results if r.get("guard_dropped") is not None}

@@ -21,7 +21,7 @@ from lowres_mt.errors import UserError
 from lowres_mt.evaluate import cache, metrics
 from lowres_mt.evaluate.comet import NO_COMET
 from lowres_mt.evaluate.generate import HypothesisMaker
-from lowres_mt.evaluate.report import write_report
+from lowres_mt.evaluate.report import load_results, write_report
 from lowres_mt.evaluate.systems import System, external_outputs, resolve_systems, runs_dir
 from lowres_mt.io import write_json, write_text
 from lowres_mt.translate import DecodeSettings
@@ -125,6 +125,7 @@ def run_eval(cfg: RecipeConfig, *, systems: list[str] | None = None, sample: int
         for job in jobs:
             try:
                 result, generated = _evaluate(job, cfg, settings, maker, scorer, root, size)
+                result["command"] = command or result.get("command") or f"lowres-mt eval {cfg.name}"
             except UserError as err:
                 if job.system.kind not in ("external", "apertium"):
                     raise
@@ -143,7 +144,10 @@ def run_eval(cfg: RecipeConfig, *, systems: list[str] | None = None, sample: int
     _add_significance(outcome.results, refs, root, cfg)
     for result in outcome.results:
         write_json(root / result["path"], result)
-    outcome.plots = write_report(root, outcome.results, notes, cfg,
+    # the report covers every result stored for this recipe, this evaluation's replacing older ones
+    stored = {r["path"]: r for r in load_results(root)}
+    stored.update((r["path"], r) for r in outcome.results)
+    outcome.plots = write_report(root, list(stored.values()), notes, cfg,
                                  command or f"lowres-mt eval {cfg.name}")
     outcome.seconds = time.perf_counter() - started
     return outcome

@@ -1,7 +1,7 @@
 # lowres-mt developer commands. `make setup` then `make test` on a fresh machine.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-RECIPE ?= en-is
+LOWRES_MT := HF_HUB_OFFLINE=1 $(VENV)/bin/lowres-mt
 
 .PHONY: setup test test-slow lint eval bench clean
 
@@ -22,8 +22,19 @@ test-slow:
 lint:
 	$(VENV)/bin/ruff check lowres_mt tests benchmarks
 
+# `make eval`: the evaluations whose reports are committed under results/ (after training the
+# runs they name; cached, so only what changed is regenerated). `make eval RECIPE=en-kgv`: one
+# recipe with its own eval settings.
 eval:
-	HF_HUB_OFFLINE=1 $(VENV)/bin/lowres-mt eval $(RECIPE)
+ifdef RECIPE
+	$(LOWRES_MT) eval $(RECIPE)
+else
+	$(LOWRES_MT) eval en-is "eval.testsets=[flores200:devtest]" --systems tell,sft,icl,zero-shot --sample 200
+	$(LOWRES_MT) eval en-is "eval.testsets=[wmt21:en-is,wmt21:is-en]" --systems external --sample 200
+	$(LOWRES_MT) eval en-is "eval.testsets=[flores200:devtest]" --systems en-is-tell-s2l,en-is-tell-random --sample 200
+	$(LOWRES_MT) eval en-kgv "eval.testsets=[mtob:kgv-test]"
+	$(LOWRES_MT) eval en-kau --systems tell,zero-shot --sample 100
+endif
 
 clean:
 	rm -rf .pytest_cache build *.egg-info

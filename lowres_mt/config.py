@@ -100,6 +100,18 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class PublishedScore:
+    """A score from the literature, shown in the report as a labelled reference row (not run here)."""
+
+    system: str  # who/what produced it, e.g. "Claude 2, wordlist + sentences + grammar in context"
+    testset: str
+    direction: str  # src-tgt
+    metric: str  # chrF, chrF++ or BLEU
+    score: str  # as published: "44.7", or a range "34–39"
+    source: str = ""  # the publication
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     # tell/sft = runs/<recipe>-tell|-sft; any other name = runs/<name>; apertium is skipped
     # with a note when it is not installed
@@ -115,6 +127,7 @@ class EvalConfig:
     baseline: str = "sft"  # every other system is tested for significance against this one
     comet_model: str | None = None  # COMET checkpoint path or hub id; --comet-model overrides
     threads: int = 0  # torch threads while generating, 0 = leave torch's default (all cores)
+    published: tuple[PublishedScore, ...] = ()  # reference rows from the literature for the report
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Report rendering and plots from hand-written result JSONs."""
 
 import json
+from pathlib import Path
 
 from lowres_mt.config import EvalConfig, RecipeConfig
 from lowres_mt.evaluate.plots import efficiency_points, plot_data_efficiency
@@ -94,3 +95,32 @@ def test_data_efficiency_curve_needs_two_budgets(tmp_path):
     assert plot_data_efficiency(budgets, tmp_path / "curve.png") == tmp_path / "curve.png"
     assert plot_data_efficiency(budgets[1:], tmp_path / "none.png") is None
     assert not (tmp_path / "none.png").exists()
+
+
+def test_published_reference_rows_are_labelled_and_apart_from_ours():
+    from lowres_mt.config import PublishedScore
+
+    cfg = RecipeConfig(name="en-kgv", languages=("en", "kgv"), eval=EvalConfig(published=(
+        PublishedScore("Claude 2, W+S+G in context", "mtob:kgv-test", "kgv-en", "chrF", "44.7", "Tanzer et al. 2024"),
+    )))
+    md = render_markdown(RESULTS, [], cfg, [])
+    section = md.split("## Published reference points")[1].split("\n## ")[0]
+    assert "not run here" in section
+    assert "| Claude 2, W+S+G in context | mtob:kgv-test kgv→en | chrF | 44.7 | Tanzer et al. 2024 |" in section
+    assert "Claude 2" not in md.split("## chrF overview")[1].split("## Published")[0]
+    assert "## Published" not in render_markdown(RESULTS, [], CFG, [])
+
+
+def test_recipe_published_rows_load_and_reject_bad_entries(tmp_path):
+    import pytest
+
+    from lowres_mt.config import load_recipe
+    from lowres_mt.errors import UserError
+
+    cfg = load_recipe("en-kgv")
+    assert {(p.direction, p.score) for p in cfg.eval.published} >= {("kgv-en", "44.7"), ("en-kgv", "45.8")}
+    bad = tmp_path / "bad.yaml"
+    recipes = Path(__file__).resolve().parent.parent / "recipes"
+    bad.write_text(f"extends: {recipes / 'en-kgv.yaml'}\n" "eval:\n  published:\n    - {system: x, testset: t, direction: en-kgv}\n")
+    with pytest.raises(UserError, match="published\\[0\\].metric"):
+        load_recipe(str(bad))

@@ -93,6 +93,11 @@ def overview_rows(results: list[dict]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def published_rows(cfg: RecipeConfig) -> list[list[str]]:
+    return [[row.system, group_key({"testset": row.testset, "direction": row.direction}), row.metric,
+             row.score, row.source] for row in cfg.eval.published]
+
+
 def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -133,6 +138,10 @@ def render_markdown(results: list[dict], notes: list[str], cfg: RecipeConfig,
     if notes:
         lines += ["## Notes", "", *(f"- {note}" for note in notes), ""]
     lines += ["## chrF overview", "", *_markdown_table(*overview_rows(results)), ""]
+    if cfg.eval.published:
+        lines += ["## Published reference points (not run here; other models or people)", "",
+                  *_markdown_table(["system", "test set", "metric", "score", "source"],
+                                   published_rows(cfg)), ""]
     for title, group in _groups(results).items():
         lines += [f"## {title} (n={group[0]['n']})", ""]
         lines += _markdown_table(["system", *METRIC_NAMES, "COMET", f"p (chrF vs {baseline})", "sent/s"],

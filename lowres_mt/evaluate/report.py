@@ -129,7 +129,9 @@ def render_markdown(results: list[dict], notes: list[str], cfg: RecipeConfig,
              f"{'/'.join(map(str, n)) or 0} sentences per test set and direction (seeded sample, seed "
              f"{cfg.seed}); base model `{cfg.base_model}`; decoding: "
              f"{'greedy' if cfg.eval.num_beams == 1 else f'beam {cfg.eval.num_beams}'}, "
-             f"≤ {cfg.eval.max_new_tokens} new tokens. Scores are corpus-level with 95% bootstrap "
+             f"≤ {cfg.eval.max_new_tokens} new tokens"
+             f"{f', loop stop at a 4-token n-gram seen {cfg.eval.stop_repeats}×' if cfg.eval.stop_repeats else ''}"
+             ". Scores are corpus-level with 95% bootstrap "
              f"confidence intervals (± half-width).", ""]
     guard = {r["direction"]: r["guard_dropped"] for r in results if r.get("guard_dropped") is not None}
     if guard:

@@ -195,7 +195,8 @@ def _evaluate(job: Job, cfg: RecipeConfig, settings: DecodeSettings, maker: Hypo
 
 def _job_line(result: dict) -> str:
     chrf, timings = result["scores"]["chrF"], result["timings"]
-    speed = f", {timings['sentences_per_s']} sent/s" if "sentences_per_s" in timings else ""
+    generated = "sentences_per_s" in timings and result["kind"] not in ("external", "apertium")
+    speed = f", {timings['sentences_per_s']} sent/s" if generated else ""
     return (f"{result['system']} {result['testset']} {result['direction']}: chrF {chrf['score']:.1f} "
             f"({result['n']} sentences{speed})")
 

@@ -301,5 +301,5 @@ def test_progress_is_logged_when_stderr_is_not_a_terminal(model, tokenizer):
     eng = Engine(model, tokenizer, DecodeSettings(batch_size=4, max_new_tokens=4),
                  console=Console(file=buffer, force_terminal=False, width=200))
     eng.translate(SOURCES[:5], "en", "is", description="tell flores en→is")
-    assert "tell flores en→is: 5/5 sentences" in buffer.getvalue()
+    assert "tell flores en→is: 5/5, rate " in buffer.getvalue()
     assert "sent/s" in buffer.getvalue()

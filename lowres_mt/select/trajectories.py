@@ -20,19 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from lowres_mt.data.records import Instruction
 from lowres_mt.errors import UserError
 from lowres_mt.io import atomic_path, write_json
+from lowres_mt.progress import bar as progress_bar
 from lowres_mt.train.batching import collate, group_rows, pack_rows
 from lowres_mt.train.loss import causal_lm_parts
 from lowres_mt.train.tokenize import IGNORE, TokenizedExample, remap_examples, tokenize_example
@@ -250,7 +242,7 @@ def _score_checkpoints(model, examples, adapters: list[tuple[int, Path]], folder
     per_step = {int(p.stem.split("-")[1]): np.load(p) for p in sorted(folder.glob("step-*.npy"))}
     todo = [(step, path) for step, path in adapters if step not in per_step]
     n = sum(ex is not None for ex in examples)
-    with _progress(progress) as bar:
+    with progress_bar(enabled=progress) as bar:
         task = bar.add_task("scoring the pool at proxy checkpoints", total=n * len(todo))
         for step, weights in todo:
             set_peft_model_state_dict(model, load_file(weights))
@@ -261,9 +253,3 @@ def _score_checkpoints(model, examples, adapters: list[tuple[int, Path]], folder
                 np.save(f, column)
             per_step[step] = column
     return per_step
-
-
-def _progress(enabled: bool) -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
-                    disable=not enabled)

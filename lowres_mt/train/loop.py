@@ -20,19 +20,11 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from accelerate.utils import gather_object, set_seed
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from transformers import get_scheduler
 
 from lowres_mt.config import RecipeConfig
 from lowres_mt.errors import UserError
+from lowres_mt.progress import bar as progress_bar
 from lowres_mt.train import rundir
 from lowres_mt.train.batching import BatchStream
 from lowres_mt.train.checkpoint import load_checkpoint, remove_partial, rng_state, save_checkpoint
@@ -131,7 +123,7 @@ def train(cfg: RecipeConfig, *, run_dir: Path, resume: bool = False, progress: b
     # -- the loop
     last: dict = {}
     train_time, train_tokens = 0.0, 0
-    with _progress(main and progress) as bar, _sigterm_as_interrupt():
+    with progress_bar("loss", "speed", enabled=main and progress) as bar, _sigterm_as_interrupt():
         task = bar.add_task(f"training {run_dir.name}", total=total, completed=start, loss="-", speed="-")
         try:
             for step in range(start, total):
@@ -146,7 +138,7 @@ def train(cfg: RecipeConfig, *, run_dir: Path, resume: bool = False, progress: b
                                 "lr": scheduler.get_last_lr()[0], "tokens": tokens,
                                 "tokens_per_s": round(tokens / seconds, 1),
                                 "grad_norm": round(norm, 4) if norm is not None else None})
-                bar.update(task, completed=done, loss=f"{loss:.3f}", speed=f"{train_tokens / train_time:.0f}")
+                bar.update(task, completed=done, loss=f"{loss:.3f}", speed=f"{train_tokens / train_time:.0f} tok/s")
                 if (tc.eval_every > 0 and done % tc.eval_every == 0) or done == total:
                     last = evaluate(done)
                 if tc.save_every > 0 and done % tc.save_every == 0 and done < total:
@@ -256,13 +248,6 @@ def _set_threads(threads: int, acc: Accelerator) -> None:
     if acc.device.type == "cpu":
         local = int(os.environ.get("LOCAL_WORLD_SIZE", acc.num_processes))
         torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // max(1, local)))
-
-
-def _progress(enabled: bool) -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[speed]} tok/s"),
-                    TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
-                    disable=not enabled)
 
 
 @contextlib.contextmanager

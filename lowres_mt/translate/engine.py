@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
 
 from lowres_mt.config import AnchorConfig
 from lowres_mt.data.prompts import parse_response, prompt_messages
 from lowres_mt.data.records import Pair
+from lowres_mt.progress import bar as progress_bar
 from lowres_mt.translate.greedy import StopTables, greedy_decode, is_looping
 
 END_OF_TURN_TOKENS = ("<end_of_turn>", "<|im_end|>", "<|eot_id|>", "<|end|>")
@@ -180,45 +181,17 @@ class Engine:
                 return ids[:n]
         return ids
 
-    def _progress(self, description: str, total: int):
-        return _SentenceProgress(self.console, description, total, enabled=self.progress)
+    @contextmanager
+    def _progress(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
+        """Sentences done and sentences/s (a bar in a terminal, log lines elsewhere)."""
+        with progress_bar("rate", console=self.console, enabled=self.progress and total > 0,
+                          transient=True) as bar:
+            task = bar.add_task(description, total=total, rate="")
+            started = time.perf_counter()
 
+            def advance(n: int) -> None:
+                done = bar.tasks[0].completed + n
+                rate = done / max(time.perf_counter() - started, 1e-9)
+                bar.update(task, completed=done, rate=f"{rate:.2f} sent/s")
 
-class _SentenceProgress:
-    """Sentences done and sentences/s: a rich progress bar in a terminal, else (logs, pipes) a
-    plain line every `LOG_EVERY_S` seconds and one at the end; a no-op when disabled."""
-
-    LOG_EVERY_S = 30.0
-
-    def __init__(self, console: Console, description: str, total: int, *, enabled: bool):
-        self.enabled = enabled and total > 0
-        self.console = console
-        self.description = description
-        self.total = total
-        self.done = 0
-        self.started = self.logged = time.perf_counter()
-        self.live = console.is_terminal
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
-                            console=console, transient=True)
-        self.task = self.bar.add_task(description, total=total, rate="")
-
-    def __enter__(self):
-        if self.enabled and self.live:
-            self.bar.start()
-        return self.advance
-
-    def advance(self, n: int) -> None:
-        self.done += n
-        now = time.perf_counter()
-        rate = f"{self.done / max(now - self.started, 1e-9):.2f} sent/s"
-        if self.live:
-            self.bar.update(self.task, advance=n, rate=rate)
-        elif self.enabled and (now - self.logged >= self.LOG_EVERY_S or self.done == self.total):
-            self.logged = now
-            self.console.print(f"{self.description}: {self.done}/{self.total} sentences, {rate}, "
-                               f"{now - self.started:.0f} s", markup=False, highlight=False)
-
-    def __exit__(self, *exc) -> None:
-        if self.enabled and self.live:
-            self.bar.stop()
+            yield advance

@@ -41,6 +41,13 @@ def test_runs_are_adapter_systems_identified_by_their_bytes(tmp_path):
     assert tell.model == "gemma-3-270m" and tell.fingerprint != other.fingerprint
 
 
+def test_every_training_method_resolves_to_its_default_run(tmp_path):
+    _run(tmp_path, "en-is-tell+book", "tell+book")
+    (system,), notes = resolve_systems(CFG, ["tell+book", "sft"], tmp_path, all_runs=True)
+    assert (system.name, system.run.name, system.style) == ("tell+book", "en-is-tell+book", "tell")
+    assert "en-is-sft" in notes[0] and "--method sft" in notes[0]
+
+
 def test_all_runs_adds_other_budgets_of_the_recipe(tmp_path):
     _run(tmp_path, "en-is-sft", "sft")
     _run(tmp_path, "en-is-sft-40k", "sft", tokens=40000)

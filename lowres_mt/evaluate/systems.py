@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lowres_mt.config import RecipeConfig
+from lowres_mt.data.build import METHODS
 from lowres_mt.data.prompts import style_for
 from lowres_mt.errors import UserError
+from lowres_mt.train.rundir import default_run_name
 
 BUILTIN_SYSTEMS = ("tell", "sft", "zero-shot", "icl", "icl-book", "apertium", "external")
 APERTIUM_MODES = {"is-en": "isl-eng"}
@@ -112,11 +114,12 @@ def resolve_systems(cfg: RecipeConfig, names: Sequence[str], runs: Path, *,
         elif name == "external":
             systems.append(System("external", "external", fingerprint="submitted-outputs"))
         else:
-            run = runs / (f"{cfg.name}-{name}" if name in ("tell", "sft") else name)
+            method = name in METHODS
+            run = runs / (default_run_name(cfg.name, name) if method else name)
             try:
                 systems.append(adapter_system(name, run))
             except FileNotFoundError:
-                how = f" (train it: lowres-mt train {cfg.name} --method {name})" if name in ("tell", "sft") else ""
+                how = f" (train it: lowres-mt train {cfg.name} --method {name})" if method else ""
                 notes.append(f"{name}: skipped — no trained run with an adapter at {run}{how}")
     if all_runs:
         systems += _budget_runs(cfg, runs, {s.name for s in systems})
@@ -134,7 +137,7 @@ def _budget_runs(cfg: RecipeConfig, runs: Path, taken: set[str]) -> list[System]
             continue
         if info.get("recipe") != cfg.name or run.name in taken:
             continue
-        if run.name in (f"{cfg.name}-tell", f"{cfg.name}-sft") and info.get("method") in taken:
+        if run.name == default_run_name(cfg.name, str(info.get("method"))) and info.get("method") in taken:
             continue
         try:
             found.append(adapter_system(run.name, run))

@@ -29,6 +29,7 @@ from pathlib import Path
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
+from tiny_gemma import tiny_gemma  # noqa: E402
 from transformers import StoppingCriteriaList  # noqa: E402
 
 from lowres_mt.config import AnchorConfig  # noqa: E402
@@ -37,7 +38,6 @@ from lowres_mt.io import write_json, write_text  # noqa: E402
 from lowres_mt.translate import AnswerEnd, DecodeSettings, Engine, build_prompt, first_line  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-TINY_TOKENIZER = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "tiny_tokenizer"
 
 
 def load_model(name: str, run: str | None = None):
@@ -51,16 +51,7 @@ def load_model(name: str, run: str | None = None):
         from lowres_mt.models import load_base
 
         return load_base(name)
-    from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig
-
-    tokenizer = AutoTokenizer.from_pretrained(TINY_TOKENIZER)
-    torch.manual_seed(0)
-    config = Gemma3TextConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
-                              num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=1,
-                              head_dim=16, max_position_embeddings=1024, sliding_window=512,
-                              pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                              eos_token_id=tokenizer.eos_token_id)
-    return Gemma3ForCausalLM(config).eval(), tokenizer
+    return tiny_gemma()
 
 
 def load_sources(n: int) -> list[str]:

@@ -32,7 +32,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-TINY_TOKENIZER = ROOT / "tests" / "fixtures" / "tiny_tokenizer"
 LORA = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.0,
         "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}
 
@@ -147,18 +146,11 @@ def load_rows(path: Path | None) -> list[dict]:
 
 def tiny_model(scratch: Path) -> str:
     """A random 2-layer Gemma-3 with the test tokenizer, saved as a Hugging Face folder."""
-    import torch
-    from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig
+    from tiny_gemma import tiny_gemma
 
-    tokenizer = AutoTokenizer.from_pretrained(TINY_TOKENIZER)
-    torch.manual_seed(0)
-    config = Gemma3TextConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
-                              num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=1,
-                              head_dim=16, max_position_embeddings=1024, sliding_window=512,
-                              pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                              eos_token_id=tokenizer.eos_token_id)
+    model, tokenizer = tiny_gemma()
     path = scratch / "tiny-base"
-    Gemma3ForCausalLM(config).save_pretrained(path)
+    model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return str(path)
 

@@ -316,16 +316,19 @@ def _locked(path: Path):
 
 
 def _convert(entry: BundledModel, target: Path) -> None:
-    from rich import progress as rp
-    from rich.console import Console
+    from transformers.utils import logging as hf_logging
+
+    from lowres_mt.progress import bar
 
     version = _installed_version(entry)
     if version is None:
         raise UserError(f"base model '{entry.name}' needs its package: {entry.install}")
     started = time.monotonic()
-    columns = (rp.SpinnerColumn(), rp.TextColumn("{task.description}"), rp.BarColumn(),
-               rp.MofNCompleteColumn(), rp.TimeElapsedColumn())
-    with rp.Progress(*columns, console=Console(stderr=True)) as progress, \
+    progress = bar()
+    hf_bars = hf_logging.is_progress_bar_enabled()
+    if progress.log_lines:
+        hf_logging.disable_progress_bar()  # transformers' own bar would fill a log with redraws
+    with progress, _restoring_hf_bars(hf_bars), \
             tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{entry.name}.gguf.") as scratch, \
             atomic_dir(target) as out:
         task = progress.add_task(f"{entry.name}: locating GGUF", total=4)
@@ -342,6 +345,17 @@ def _convert(entry: BundledModel, target: Path) -> None:
             "gguf": gguf.name, "converter": CONVERTER_VERSION,
             "seconds": round(time.monotonic() - started, 1)})
         progress.update(task, advance=1, description=f"{entry.name}: converted")
+
+
+@contextlib.contextmanager
+def _restoring_hf_bars(enabled: bool):
+    try:
+        yield
+    finally:
+        if enabled:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.enable_progress_bar()
 
 
 def _gguf_fields(gguf: Path) -> dict:

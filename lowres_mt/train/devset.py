@@ -9,11 +9,13 @@ from dataclasses import dataclass
 
 import torch
 from sacrebleu.metrics import CHRF
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from lowres_mt.config import RecipeConfig
 from lowres_mt.data.prompts import parse_response, prompt_messages, style_for
 from lowres_mt.train.batching import BatchStream
 from lowres_mt.train.tokenize import TokenizedExample
+from lowres_mt.translate.greedy import is_looping
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,17 @@ def dev_loss(module, examples: Sequence[TokenizedExample], *, batch_tokens: int,
         total += float(loss)
         count += int(n)
     return total, count
+
+
+class LoopStop(StoppingCriteria):
+    """Ends a row that fell into a degenerate loop, as evaluation's decoding does (`eval.stop_repeats`)."""
+
+    def __init__(self, prompt_width: int, repeats: int):
+        self.prompt_width, self.repeats = prompt_width, repeats
+
+    def __call__(self, input_ids: torch.LongTensor, scores=None, **kwargs) -> torch.BoolTensor:
+        rows = input_ids[:, self.prompt_width:].tolist()
+        return torch.tensor([is_looping(row, self.repeats) for row in rows], device=input_ids.device)
 
 
 class Translator:
@@ -118,7 +131,8 @@ class Translator:
             mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
             generated = self.model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
                                             max_new_tokens=max_new_tokens, eos_token_id=stop,
-                                            pad_token_id=pad)
+                                            pad_token_id=pad, stopping_criteria=StoppingCriteriaList(
+                                                [LoopStop(width, self.cfg.eval.stop_repeats)]))
             for sample, row in zip(chunk, generated[:, width:].tolist(), strict=True):
                 outputs.append(self._decode(row, sample))
         self.model.train(was_training)

@@ -115,7 +115,7 @@ class PublishedScore:
 class EvalConfig:
     # tell/sft = runs/<recipe>-tell|-sft; any other name = runs/<name>; apertium is skipped
     # with a note when it is not installed
-    systems: tuple[str, ...] = ("tell", "sft", "icl", "zero-shot", "apertium", "external")
+    systems: tuple[str, ...] = ("tell", "sft", "icl", "zero-shot", "copy", "apertium", "external")
     testsets: tuple[str, ...] = ()
     sample: int = 200  # sentences per test set and direction (0 = all), seeded by `seed`
     icl_k: int = 4

@@ -174,3 +174,15 @@ def test_eval_command_end_to_end(tmp_path, fake_corpora, tiny_model_dir, monkeyp
     assert done.value.code in (0, None)
     assert "zero-shot" in out and "sft: skipped" in out and "1 generated" in out
     assert (tmp_path / "results" / "toy" / "zero-shot" / "toy-wmt.en-is.json").is_file()
+
+
+def test_copy_system_scores_the_sources_themselves(tmp_path, fake_corpora, tiny_tokenizer):
+    cfg = _cfg(systems=("copy",), testsets=("toy:test",), sample=4)
+    out = run_eval(cfg, results_root=tmp_path, runs_root=tmp_path, maker=_maker(cfg, tiny_tokenizer),
+                   progress=False)
+    en_is = next(r for r in out.results if r["direction"] == "en-is")
+    hyps = (tmp_path / "toy" / "copy" / en_is["hypotheses"]).read_text(encoding="utf-8").splitlines()
+    sources = {s for s, _ in TEST}
+    assert len(hyps) == 4 and set(hyps) <= sources
+    assert en_is["kind"] == "copy" and 0 < en_is["scores"]["chrF"]["score"] < 100
+    assert "| copy |" in (tmp_path / "toy" / "REPORT.md").read_text(encoding="utf-8")

@@ -20,7 +20,7 @@ def eval_cmd(
     overrides: list[str] = typer.Argument(None, help="KEY=VALUE overrides, e.g. eval.icl_k=8"),
     systems: list[str] = typer.Option(
         None, "--systems", "-s",
-        help="systems to run (repeat or comma-separate): tell, sft, icl, zero-shot, apertium, "
+        help="systems to run (repeat or comma-separate): tell, sft, icl, zero-shot, copy, apertium, "
              "external, or a run folder name under runs/; default: the recipe's eval.systems"),
     sample: int = typer.Option(None, "--sample", "-n",
                                help="sentences per test set and direction (0 = all); default eval.sample"),

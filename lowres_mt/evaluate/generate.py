@@ -72,6 +72,8 @@ class HypothesisMaker:
         sources = [p.src for p in pairs]
         src, tgt = direction.split("-")
         label = f"{system.name} {testset} {src}→{tgt}"
+        if system.kind == "copy":
+            return sources
         if system.kind == "apertium":
             return apertium_translate(sources, direction)
         if system.kind == "external":

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from lowres_mt.io import atomic_path  # noqa: E402
 
-COLOURS = {"adapter": "#1f77b4", "base": "#ff7f0e", "icl": "#2ca02c", "apertium": "#9467bd",
+COLOURS = {"adapter": "#1f77b4", "base": "#ff7f0e", "icl": "#2ca02c", "apertium": "#9467bd", "copy": "#bcbd22",
            "external": "#9e9e9e"}
 
 

@@ -18,7 +18,7 @@ from lowres_mt.evaluate.metrics import METRIC_NAMES
 from lowres_mt.evaluate.plots import group_key, plot_chrf, plot_data_efficiency
 from lowres_mt.io import write_text
 
-SYSTEM_ORDER = ["tell", "sft", "icl", "zero-shot", "apertium"]
+SYSTEM_ORDER = ["tell", "sft", "icl", "zero-shot", "copy", "apertium"]
 ALPHA = 0.05
 
 
@@ -36,7 +36,7 @@ def load_results(root: Path) -> list[dict]:
 
 
 def system_order(results: list[dict]) -> list[str]:
-    """tell, sft, icl, zero-shot, apertium, other runs, then submitted systems by mean chrF."""
+    """tell, sft, icl, zero-shot, copy, apertium, other runs, then submitted systems by mean chrF."""
     names = {r["system"] for r in results}
     ours = [n for n in SYSTEM_ORDER if n in names]
     runs = sorted(n for n in names if n not in ours and not _is_external(results, n))
@@ -110,7 +110,7 @@ def detail_rows(group: list[dict], order: list[str]) -> list[list[str]]:
         speed = r.get("timings", {}).get("sentences_per_s")
         rows.append([r["system"], *(fmt_score(r["scores"].get(m)) for m in METRIC_NAMES),
                      fmt_comet(r["scores"].get("COMET")), fmt_p(r),
-                     f"{speed:.2f}" if speed and r["kind"] not in ("external",) else "–"])
+                     f"{speed:.2f}" if speed and r["kind"] not in ("external", "copy") else "–"])
     return rows
 
 

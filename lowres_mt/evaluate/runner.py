@@ -26,7 +26,7 @@ from lowres_mt.evaluate.systems import System, external_outputs, resolve_systems
 from lowres_mt.io import write_json, write_text
 from lowres_mt.translate import DecodeSettings
 
-KIND_ORDER = {"base": 0, "icl": 1, "icl-book": 1, "adapter": 2, "apertium": 3, "external": 4}
+KIND_ORDER = {"copy": 0, "base": 0, "icl": 1, "icl-book": 1, "adapter": 2, "apertium": 3, "external": 4}
 
 
 def results_dir() -> Path:
@@ -195,7 +195,7 @@ def _evaluate(job: Job, cfg: RecipeConfig, settings: DecodeSettings, maker: Hypo
 
 def _job_line(result: dict) -> str:
     chrf, timings = result["scores"]["chrF"], result["timings"]
-    generated = "sentences_per_s" in timings and result["kind"] not in ("external", "apertium")
+    generated = "sentences_per_s" in timings and result["kind"] not in ("external", "apertium", "copy")
     speed = f", {timings['sentences_per_s']} sent/s" if generated else ""
     return (f"{result['system']} {result['testset']} {result['direction']}: chrF {chrf['score']:.1f} "
             f"({result['n']} sentences{speed})")

@@ -4,6 +4,8 @@
   named on the command line works the same way);
 - `zero-shot`: the recipe's base model with the plain translation prompt;
 - `icl`: the base model with k examples retrieved (BM25) from the recipe's training pairs;
+- `copy`: the source sentence itself as the translation, the floor a system must clear
+  (names, numbers and loanwords already give chrF well above zero);
 - `apertium`: the rule-based apertium-isl-eng pair (is→en only) when `apertium` is installed;
 - `external`: outputs submitted to a shared task, shipped with the test set as a
   `<set>-systems` companion (e.g. wmt21:en-is-systems), one row per submitted system.
@@ -104,6 +106,8 @@ def resolve_systems(cfg: RecipeConfig, names: Sequence[str], runs: Path, *,
                                   fingerprint=f"{base.fingerprint}|book:{book.context}|{book.context_tokens}|"
                                               f"{book.entries_per_word}|{','.join(book.wordlists + book.grammar)}|"
                                               f"{','.join(book.sentences or cfg.task.train)}"))
+        elif name == "copy":
+            systems.append(System("copy", "copy", fingerprint="source-copy"))
         elif name == "apertium":
             tool = shutil.which("apertium")
             if tool is None:

@@ -27,7 +27,7 @@ from lowres_mt.vocab import VocabMap, keep_ids_for, trim_vocab
 
 __all__ = [
     "DEFAULT_BASE", "REGISTRY", "VocabMap", "attach_lora", "cache_dir", "keep_ids_for", "load_base",
-    "load_run", "load_tokenizer", "resolve_base", "save_adapter", "trim_vocab",
+    "load_run", "load_tokenizer", "resolve_base", "run_vocabulary", "save_adapter", "trim_vocab",
 ]
 
 DEFAULT_BASE = "gemma-3-270m"
@@ -207,11 +207,29 @@ def _touches_vocab(model, options: dict) -> bool:
     return False
 
 
-def save_adapter(model, path: Path | str) -> Path:
-    """Write a peft model's adapter to `path` atomically (never with the base's embeddings)."""
+TRAIN_VOCABULARY = "train_vocabulary.json"  # in the adapter folder: ids the output head was trained over
+
+
+def save_adapter(model, path: Path | str, vocabulary: list[int] | None = None) -> Path:
+    """Write a peft model's adapter to `path` atomically (never with the base's embeddings), with
+    the token ids it was trained over when its vocabulary was trimmed."""
     with atomic_dir(path) as tmp:
         model.save_pretrained(tmp, save_embedding_layers=False)
+        if vocabulary is not None:
+            write_json(Path(tmp) / TRAIN_VOCABULARY, {"token_ids": sorted(vocabulary)})
     return Path(path)
+
+
+def run_vocabulary(run_dir: Path | str) -> list[int] | None:
+    """The token ids a run's adapter was trained over, or None (full vocabulary, or an older run).
+
+    A trimmed run's output head only ever learned to rank these ids; decoding over all 262k ids
+    lets tokens the training never pushed down (scripts, markup) outrank the end of the answer.
+    """
+    path = Path(run_dir) / "adapter" / TRAIN_VOCABULARY
+    if not path.is_file():
+        return None
+    return [int(i) for i in json.loads(path.read_text(encoding="utf-8"))["token_ids"]]
 
 
 def load_run(run_dir: Path | str, *, dtype: torch.dtype | str = torch.float32):

@@ -48,6 +48,14 @@ def test_every_training_method_resolves_to_its_default_run(tmp_path):
     assert "en-is-sft" in notes[0] and "--method sft" in notes[0]
 
 
+def test_a_training_vocabulary_is_part_of_the_adapter_identity(tmp_path):
+    run = _run(tmp_path, "en-is-tell", "tell")
+    (before,), _ = resolve_systems(CFG, ["tell"], tmp_path)
+    (run / "adapter" / "train_vocabulary.json").write_text('{"token_ids": [1, 2, 3]}')
+    (after,), _ = resolve_systems(CFG, ["tell"], tmp_path)
+    assert before.fingerprint != after.fingerprint  # decoding changes, so cached results do not apply
+
+
 def test_all_runs_adds_other_budgets_of_the_recipe(tmp_path):
     _run(tmp_path, "en-is-sft", "sft")
     _run(tmp_path, "en-is-sft-40k", "sft", tokens=40000)

@@ -303,3 +303,17 @@ def test_progress_is_logged_when_stderr_is_not_a_terminal(model, tokenizer):
     eng.translate(SOURCES[:5], "en", "is", description="tell flores en→is")
     assert "tell flores en→is: 5/5, rate " in buffer.getvalue()
     assert "sent/s" in buffer.getvalue()
+
+
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_a_training_vocabulary_limits_every_generated_token(model, tokenizer, num_beams):
+    rows = _prompt_rows(tokenizer, SOURCES[:4])
+    free = engine(model, tokenizer, 4, num_beams=num_beams)
+    generated = {t for out in free._generate(rows) for t in out}
+    # a vocabulary without the tokens the free model chose: none of them may appear any more
+    vocabulary = [i for i in range(len(tokenizer)) if i not in generated]
+    limited = Engine(model, tokenizer, DecodeSettings(batch_size=4, max_new_tokens=10, num_beams=num_beams),
+                     progress=False, vocabulary=vocabulary)
+    outs = limited._generate(rows)
+    assert all(outs) and not {t for out in outs for t in out} & generated
+    assert set(limited.stop_ids) <= set(limited.allowed.tolist())  # answers can always end

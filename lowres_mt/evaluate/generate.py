@@ -101,13 +101,16 @@ class HypothesisMaker:
             return self._engine
         self.close()
         kind, where = key
+        vocabulary = None
         if kind == "base":
             model, tokenizer = self.load_base(where)
         else:
+            from lowres_mt.models import run_vocabulary
+
             model, tokenizer, self._run_cfg = self.load_run(Path(where))
-            model = merge_lora(model)
+            model, vocabulary = merge_lora(model), run_vocabulary(where)
         self._engine = Engine(model, tokenizer, self.settings, progress=self.progress,
-                              console=self.console)
+                              console=self.console, vocabulary=vocabulary)
         self._engine_key = key
         return self._engine
 

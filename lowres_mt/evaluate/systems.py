@@ -26,6 +26,7 @@ from lowres_mt.config import RecipeConfig
 from lowres_mt.data.build import METHODS
 from lowres_mt.data.prompts import style_for
 from lowres_mt.errors import UserError
+from lowres_mt.models import TRAIN_VOCABULARY
 from lowres_mt.train.rundir import default_run_name
 
 BUILTIN_SYSTEMS = ("tell", "sft", "zero-shot", "icl", "icl-book", "apertium", "external")
@@ -72,6 +73,7 @@ def adapter_system(name: str, run: Path) -> System:
     """A trained run as a system; the adapter's bytes are part of its identity."""
     adapter = run / "adapter"
     weights = sorted(adapter.glob("*.safetensors")) + sorted(adapter.glob("adapter_config.json"))
+    weights += sorted(adapter.glob(TRAIN_VOCABULARY))  # decoding is limited to it
     if not (run / "run.json").is_file() or not weights:
         raise FileNotFoundError(run)
     info = json.loads((run / "run.json").read_text(encoding="utf-8"))

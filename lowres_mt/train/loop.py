@@ -153,7 +153,7 @@ def train(cfg: RecipeConfig, *, run_dir: Path, resume: bool = False, progress: b
     if main:
         from lowres_mt.models import save_adapter
 
-        save_adapter(acc.unwrap_model(module).model, adapter_dir)
+        save_adapter(acc.unwrap_model(module).model, adapter_dir, vocabulary=prep.translator.new_to_old)
         tokens_per_s = train_tokens / train_time if train_time else 0.0
         rundir.update_run_info(run_dir, status="done", steps=total, finished=rundir.now(),
                                tokens_per_s=round(tokens_per_s, 1), dev_loss=last.get("dev_loss"),

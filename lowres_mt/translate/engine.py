@@ -105,7 +105,9 @@ class Engine:
     """Batched generation for one model + tokenizer; `translate` builds prompts and parses answers."""
 
     def __init__(self, model, tokenizer, settings: DecodeSettings = DecodeSettings(), *,
-                 progress: bool = True, console: Console | None = None):
+                 progress: bool = True, console: Console | None = None,
+                 vocabulary: Sequence[int] | None = None):
+        """`vocabulary`: the only token ids answers may use (a run's training vocabulary)."""
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.settings = settings
@@ -114,11 +116,19 @@ class Engine:
         self.stop_ids = stop_token_ids(model, tokenizer)
         pad = tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.stop_ids[0]
-        self.tables = StopTables(tokenizer, model.get_output_embeddings().weight.shape[0])
+        size = model.get_output_embeddings().weight.shape[0]
+        self.tables = StopTables(tokenizer, size)
+        self.allowed = None
+        suppressed = None
+        if vocabulary is not None:
+            self.allowed = torch.tensor(sorted({*vocabulary, *self.stop_ids}), dtype=torch.long)
+            keep = torch.zeros(size, dtype=torch.bool)
+            keep[self.allowed] = True
+            suppressed = (~keep).nonzero().squeeze(1).tolist() if settings.num_beams > 1 else None
         self.config = GenerationConfig(
             max_new_tokens=settings.max_new_tokens, do_sample=False, num_beams=settings.num_beams,
             eos_token_id=self.stop_ids, pad_token_id=self.pad_id, bos_token_id=tokenizer.bos_token_id,
-            use_cache=True,
+            use_cache=True, suppress_tokens=suppressed,
         )
 
     def complete(self, prompts: Sequence[str], description: str = "generating") -> list[str]:
@@ -160,7 +170,7 @@ class Engine:
         if self.settings.num_beams == 1:
             out = greedy_decode(self.model, rows, pad_id=self.pad_id, stop_ids=self.stop_ids,
                                 max_new_tokens=self.settings.max_new_tokens, tables=self.tables,
-                                stop_repeats=self.settings.stop_repeats)
+                                stop_repeats=self.settings.stop_repeats, allowed=self.allowed)
             return [self._until_stop(seq) for seq in out]
         width = max(len(r) for r in rows)
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)

@@ -103,9 +103,11 @@ def _prefill(model, rows: list[list[int]], pad_id: int, cache: DynamicCache,
 
 @torch.inference_mode()
 def greedy_decode(model, rows: list[list[int]], *, pad_id: int, max_new_tokens: int, stop_ids: list[int],
-                  tables: StopTables, stop_repeats: int = 0) -> list[list[int]]:
+                  tables: StopTables, stop_repeats: int = 0,
+                  allowed: torch.Tensor | None = None) -> list[list[int]]:
     """Generated ids per prompt (the stop token included when one was produced); a row also
-    stops when it loops (`is_looping` with `stop_repeats`)."""
+    stops when it loops (`is_looping` with `stop_repeats`). `allowed` (ascending ids) limits the
+    choice to those tokens, e.g. the vocabulary an adapter was trained over."""
     out: list[list[int]] = [[] for _ in rows]
     if max_new_tokens <= 0 or not rows:
         return out
@@ -116,7 +118,10 @@ def greedy_decode(model, rows: list[list[int]], *, pad_id: int, max_new_tokens: 
     alive = torch.arange(len(rows))
     seen_text = torch.zeros(len(rows), dtype=torch.bool)
     for step in range(max_new_tokens):
-        tokens = logits.to(torch.float32).argmax(dim=-1)
+        if allowed is None:
+            tokens = logits.to(torch.float32).argmax(dim=-1)
+        else:
+            tokens = allowed[logits[:, allowed].to(torch.float32).argmax(dim=-1)]
         for row, token in zip(alive.tolist(), tokens.tolist(), strict=True):
             out[row].append(token)
         done = torch.isin(tokens, stops) | tables.step(tokens, seen_text)

@@ -101,12 +101,13 @@ def open_translator(run: Path | None = None, base_model: str | None = None,
         raise UserError("give --run RUN_DIR (a trained run) or --base-model NAME (zero-shot)")
     if direction is not None:
         translator.check(*direction)
+    vocabulary = None
     if run is not None:
         model, tokenizer, _ = models.load_run(run)
-        model = merge_lora(model)
+        model, vocabulary = merge_lora(model), models.run_vocabulary(run)
     else:
         model, tokenizer = models.load_base(base_model)
-    translator.engine = Engine(model, tokenizer, settings, progress=progress)
+    translator.engine = Engine(model, tokenizer, settings, progress=progress, vocabulary=vocabulary)
     return translator
 
 

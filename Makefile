@@ -29,11 +29,11 @@ eval:
 ifdef RECIPE
 	$(LOWRES_MT) eval $(RECIPE)
 else
-	$(LOWRES_MT) eval en-is "eval.testsets=[flores200:devtest]" --systems tell,sft,icl,zero-shot --sample 200
+	$(LOWRES_MT) eval en-is "eval.testsets=[flores200:devtest]" --systems tell,sft,icl,zero-shot,copy --sample 200
 	$(LOWRES_MT) eval en-is "eval.testsets=[wmt21:en-is,wmt21:is-en]" --systems external --sample 200
 	$(LOWRES_MT) eval en-is "eval.testsets=[flores200:devtest]" --systems en-is-tell-s2l,en-is-tell-random --sample 200
 	$(LOWRES_MT) eval en-kgv "eval.testsets=[mtob:kgv-test]"
-	$(LOWRES_MT) eval en-kau --systems tell,zero-shot --sample 100
+	$(LOWRES_MT) eval en-kau --systems tell,zero-shot,copy --sample 100
 endif
 
 clean:

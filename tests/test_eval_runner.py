@@ -186,3 +186,32 @@ def test_copy_system_scores_the_sources_themselves(tmp_path, fake_corpora, tiny_
     assert len(hyps) == 4 and set(hyps) <= sources
     assert en_is["kind"] == "copy" and 0 < en_is["scores"]["chrF"]["score"] < 100
     assert "| copy |" in (tmp_path / "toy" / "REPORT.md").read_text(encoding="utf-8")
+
+
+def test_a_new_baseline_output_refreshes_the_stored_p_values_of_the_others(tmp_path, fake_corpora,
+                                                                          tiny_tokenizer):
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    run = _make_run(runs, tiny_tokenizer, "toy-sft", "sft")
+    cfg = _cfg(systems=("sft", "copy"), testsets=("toy:test",))
+    run_eval(cfg, results_root=results, runs_root=runs, maker=_maker(cfg, tiny_tokenizer), progress=False)
+    stored = results / "toy" / "copy" / "toy-test.en-is.json"
+    before = json.loads(stored.read_text())["cache"]["significance"]
+    first_sft = json.loads((results / "toy" / "sft" / "toy-test.en-is.json").read_text())["hyp_sha256"]
+
+    # sft retrained (other adapter bytes, other outputs) and evaluated alone
+    import shutil
+    shutil.rmtree(run)
+    from peft import LoraConfig, get_peft_model
+    model = get_peft_model(make_tiny_model(tiny_tokenizer, seed=2),  # other LoRA init
+                           LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    model.save_pretrained(run / "adapter")
+    (run / "config.yaml").write_text(dump_recipe(_cfg()))
+    (run / "run.json").write_text(json.dumps({"recipe": "toy", "method": "sft", "base_model": "tiny",
+                                              "directions": ["en-is", "is-en"], "status": "done"}))
+    only_sft = _cfg(systems=("sft",), testsets=("toy:test",))
+    run_eval(only_sft, results_root=results, runs_root=runs, maker=_maker(only_sft, tiny_tokenizer),
+             progress=False)
+    after = json.loads(stored.read_text())
+    sft = json.loads((results / "toy" / "sft" / "toy-test.en-is.json").read_text())
+    assert sft["hyp_sha256"] != first_sft  # the baseline's output really changed
+    assert after["significance"]["baseline"] == "sft" and after["cache"]["significance"] != before

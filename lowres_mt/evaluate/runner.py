@@ -140,13 +140,17 @@ def run_eval(cfg: RecipeConfig, *, systems: list[str] | None = None, sample: int
                     console.print(_job_line(result), markup=False, highlight=False)
     finally:
         maker.close()
-    refs = {key: [p.tgt for p in pairs] for key, pairs in samples.items()}
-    _add_significance(outcome.results, refs, root, cfg)
-    for result in outcome.results:
-        write_json(root / result["path"], result)
     # the report covers every result stored for this recipe, this evaluation's replacing older ones
     stored = {r["path"]: r for r in load_results(root)}
     stored.update((r["path"], r) for r in outcome.results)
+    # p-values against the baseline for every stored result on the same sentences: a new baseline
+    # output makes the others' p-values stale even when their own hypotheses were reused
+    refs = {key: [p.tgt for p in pairs] for key, pairs in samples.items()}
+    ids = {key: [p.id for p in pairs] for key, pairs in samples.items()}
+    same_sentences = [r for r in stored.values() if r.get("ids") == ids.get((r["testset"], r["direction"]))]
+    changed = _add_significance(same_sentences, refs, root, cfg)
+    for result in {r["path"]: r for r in [*outcome.results, *changed]}.values():
+        write_json(root / result["path"], result)
     outcome.plots = write_report(root, list(stored.values()), notes, cfg,
                                  command or f"lowres-mt eval {cfg.name}")
     outcome.seconds = time.perf_counter() - started
@@ -216,25 +220,29 @@ def _hypotheses(job: Job, gen_key: str, old: dict, maker: HypothesisMaker,
 
 
 def _add_significance(results: list[dict], refs_by_set: dict[tuple[str, str], list[str]],
-                      root: Path, cfg: RecipeConfig) -> None:
-    """Paired bootstrap p-values of every system against the baseline, per test set and direction."""
+                      root: Path, cfg: RecipeConfig) -> list[dict]:
+    """Paired bootstrap p-values of every system against the baseline, per test set and direction;
+    returns the results whose significance changed. A result whose hypotheses are not on disk (kept
+    out of the repository) keeps what it has."""
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in results:
         groups.setdefault((r["testset"], r["direction"]), []).append(r)
+    changed = []
     for key, group in groups.items():
         base = next((r for r in group if r["system"] == cfg.eval.baseline), None)
-        if base is None:
-            for r in group:
-                r["significance"], r["cache"]["significance"] = None, None
+        if base is None or not _hyp_path(root, base).is_file():
             continue
-        base["significance"], base["cache"]["significance"] = None, None
+        if base.get("significance"):
+            base["significance"], base["cache"]["significance"] = None, None
+            changed.append(base)
         refs = refs_by_set[key]
         stale = []
         for r in group:
             if r is base:
                 continue
             sig_key = cache.significance_key(base["hyp_sha256"], r["hyp_sha256"], refs, cfg.eval.bootstrap)
-            if r["cache"].get("significance") != sig_key or not r.get("significance"):
+            if (r["cache"].get("significance") != sig_key or not r.get("significance")) \
+                    and _hyp_path(root, r).is_file():
                 stale.append((r, sig_key))
         if not stale:
             continue
@@ -246,11 +254,16 @@ def _add_significance(results: list[dict], refs_by_set: dict[tuple[str, str], li
             r["significance"] = {"baseline": base["system"], "test": "paired bootstrap",
                                  "p": pvalues[r["system"]]}
             r["cache"]["significance"] = sig_key
+            changed.append(r)
+    return changed
+
+
+def _hyp_path(root: Path, result: dict) -> Path:
+    return (root / result["path"]).with_name(result["hypotheses"])
 
 
 def _read_hyps(root: Path, result: dict) -> list[str]:
-    path = (root / result["path"]).with_name(result["hypotheses"])
-    return path.read_text(encoding="utf-8").split("\n")[:-1]
+    return _hyp_path(root, result).read_text(encoding="utf-8").split("\n")[:-1]
 
 
 class _Scorer:

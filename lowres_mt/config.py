@@ -123,6 +123,7 @@ class EvalConfig:
     max_new_tokens: int = 128
     num_beams: int = 1
     stop_repeats: int = 3  # end a hypothesis whose newest 4 tokens occur this often (a loop); 0 = off
+    train_vocabulary: bool = False  # a trimmed run answers only with the ids it was trained over
     bootstrap: int = 1000  # paired bootstrap resamples for CIs and p-values
     baseline: str = "sft"  # every other system is tested for significance against this one
     comet_model: str | None = None  # COMET checkpoint path or hub id; --comet-model overrides

@@ -93,7 +93,8 @@ def _maker(cfg, tokenizer):
         model = PeftModel.from_pretrained(make_tiny_model(tokenizer, seed=1), run / "adapter")
         return model.eval(), tokenizer, load_recipe(str(run / "config.yaml"))
 
-    settings = DecodeSettings(8, cfg.eval.max_new_tokens, cfg.eval.num_beams)
+    settings = DecodeSettings(8, cfg.eval.max_new_tokens, cfg.eval.num_beams,
+                              train_vocabulary=cfg.eval.train_vocabulary)
     return CountingMaker(cfg, settings, load_base=load_base, load_run=load_run, progress=False)
 
 
@@ -215,3 +216,18 @@ def test_a_new_baseline_output_refreshes_the_stored_p_values_of_the_others(tmp_p
     sft = json.loads((results / "toy" / "sft" / "toy-test.en-is.json").read_text())
     assert sft["hyp_sha256"] != first_sft  # the baseline's output really changed
     assert after["significance"]["baseline"] == "sft" and after["cache"]["significance"] != before
+
+
+def test_training_vocabulary_decoding_is_opt_in_and_keyed(tmp_path, fake_corpora, tiny_tokenizer):
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    run = _make_run(runs, tiny_tokenizer, "toy-sft", "sft")
+    (run / "adapter" / "train_vocabulary.json").write_text(json.dumps({"token_ids": list(range(40))}))
+    free = _cfg(systems=("sft",), testsets=("toy:test",))
+    limited = _cfg(systems=("sft",), testsets=("toy:test",), train_vocabulary=True)
+    for cfg in (free, limited):
+        maker = _maker(cfg, tiny_tokenizer)
+        outcome = run_eval(cfg, results_root=results, runs_root=runs, maker=maker, progress=False)
+        assert outcome.generated == 2  # the setting is part of the generation key
+        engine = maker._engine_for(("run", str(run)))
+        assert (engine.allowed is None) is (cfg is free)  # the engine test checks what it allows
+    assert json.loads((results / "toy" / "sft" / "toy-test.en-is.json").read_text())["decode"]["train_vocabulary"]

@@ -25,6 +25,8 @@ def translate_cmd(
     batch_size: int = typer.Option(32, "--batch-size", help="sentences decoded together"),
     max_new_tokens: int = typer.Option(256, "--max-new-tokens"),
     num_beams: int = typer.Option(1, "--num-beams", help="1 = greedy"),
+    train_vocabulary: bool = typer.Option(False, "--train-vocabulary",
+                                          help="answer only with tokens the run was trained on"),
 ) -> None:
     """Translate text with a trained run (or a base model, zero-shot).
 
@@ -40,7 +42,8 @@ def translate_cmd(
         raise UserError(f"--input {input_file}: no such file")
     segments = _batch_segments(text, input_file)
     interactive = segments is None
-    translator = open_translator(run, base_model, DecodeSettings(batch_size, max_new_tokens, num_beams),
+    translator = open_translator(run, base_model, DecodeSettings(batch_size, max_new_tokens, num_beams,
+                                                                 train_vocabulary=train_vocabulary),
                                  direction=(src, tgt), progress=not interactive and err_console.is_terminal)
     if interactive:
         _interactive(translator, src, tgt)

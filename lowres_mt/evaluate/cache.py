@@ -17,6 +17,7 @@ from pathlib import Path
 from lowres_mt.config import RecipeConfig
 from lowres_mt.data.records import Pair
 from lowres_mt.evaluate.systems import System
+from lowres_mt.models import TRAIN_VOCABULARY
 from lowres_mt.translate import DecodeSettings
 from lowres_mt.typed import to_dict
 
@@ -31,6 +32,10 @@ def digest(obj) -> str:
 
 def text_digest(lines: Sequence[str]) -> str:
     return digest("\n".join(lines))
+
+
+def run_vocabulary_file(run: Path | None) -> Path:
+    return Path(run or ".") / "adapter" / TRAIN_VOCABULARY
 
 
 def config_hash(cfg: RecipeConfig) -> str:
@@ -49,6 +54,8 @@ def generation_key(system: System, cfg: RecipeConfig, settings: DecodeSettings, 
         parts["style"] = system.style
         parts["decode"] = {"max_new_tokens": settings.max_new_tokens, "num_beams": settings.num_beams,
                            "stop_repeats": settings.stop_repeats}
+        if system.kind == "adapter" and run_vocabulary_file(system.run).is_file():
+            parts["decode"]["vocabulary"] = "train" if settings.train_vocabulary else "full"
         if system.kind != "adapter":  # a run's own config supplies its prompt
             parts["prompt"] = {"anchor": to_dict(cfg.anchor), "names": cfg.language_names}
         if system.kind == "icl":

@@ -108,7 +108,8 @@ class HypothesisMaker:
             from lowres_mt.models import run_vocabulary
 
             model, tokenizer, self._run_cfg = self.load_run(Path(where))
-            model, vocabulary = merge_lora(model), run_vocabulary(where)
+            model = merge_lora(model)
+            vocabulary = run_vocabulary(where) if self.settings.train_vocabulary else None
         self._engine = Engine(model, tokenizer, self.settings, progress=self.progress,
                               console=self.console, vocabulary=vocabulary)
         self._engine_key = key

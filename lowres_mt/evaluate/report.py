@@ -131,6 +131,7 @@ def render_markdown(results: list[dict], notes: list[str], cfg: RecipeConfig,
              f"{'greedy' if cfg.eval.num_beams == 1 else f'beam {cfg.eval.num_beams}'}, "
              f"≤ {cfg.eval.max_new_tokens} new tokens"
              f"{f', loop stop at a 4-token n-gram seen {cfg.eval.stop_repeats}×' if cfg.eval.stop_repeats else ''}"
+             f"{', adapters limited to their training vocabulary' if cfg.eval.train_vocabulary else ''}"
              ". Scores are corpus-level with 95% bootstrap "
              f"confidence intervals (± half-width).", ""]
     guard = {r["direction"]: r["guard_dropped"] for r in results if r.get("guard_dropped") is not None}

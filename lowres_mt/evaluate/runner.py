@@ -117,7 +117,7 @@ def run_eval(cfg: RecipeConfig, *, systems: list[str] | None = None, sample: int
     samples = sample_testsets(cfg, size)
     jobs = plan_jobs(chosen, samples, notes)
     settings = DecodeSettings(cfg.eval.batch_size, cfg.eval.max_new_tokens, cfg.eval.num_beams,
-                              cfg.eval.stop_repeats)
+                              cfg.eval.stop_repeats, cfg.eval.train_vocabulary)
     maker = maker or HypothesisMaker(cfg, settings, progress=progress, console=console)
     scorer = _Scorer(comet_model or cfg.eval.comet_model)
     outcome = EvalOutcome([], notes, root / "REPORT.md")
@@ -185,7 +185,8 @@ def _evaluate(job: Job, cfg: RecipeConfig, settings: DecodeSettings, maker: Hypo
         "model": system.model or None, "adapter": str(system.run / "adapter") if system.run else None,
         "task_tokens": system.task_tokens, "config_hash": cache.config_hash(cfg),
         "decode": {"batch_size": settings.batch_size, "max_new_tokens": settings.max_new_tokens,
-                   "num_beams": settings.num_beams, "stop_repeats": settings.stop_repeats},
+                   "num_beams": settings.num_beams, "stop_repeats": settings.stop_repeats,
+                   **({"train_vocabulary": True} if settings.train_vocabulary and job.system.kind == "adapter" else {})},
         "scores": scores, "significance": old.get("significance") if reuse else None,
         "guard_dropped": (old.get("guard_dropped") if reuse else maker.guard_dropped.get(job.direction))
         if system.kind == "icl" else None,

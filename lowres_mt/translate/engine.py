@@ -35,6 +35,9 @@ class DecodeSettings:
     max_new_tokens: int = 128
     num_beams: int = 1  # 1 = greedy
     stop_repeats: int = 3  # stop a sentence whose newest 4 tokens occur this often (a loop); 0 = off
+    # a trimmed run's answers use only the ids its head was trained over (no stray tokens, but
+    # words needing pieces the training data never had cannot be written)
+    train_vocabulary: bool = False
 
 
 def build_prompt(tokenizer, messages, prefix: str = "") -> str:

@@ -104,7 +104,8 @@ def open_translator(run: Path | None = None, base_model: str | None = None,
     vocabulary = None
     if run is not None:
         model, tokenizer, _ = models.load_run(run)
-        model, vocabulary = merge_lora(model), models.run_vocabulary(run)
+        model = merge_lora(model)
+        vocabulary = models.run_vocabulary(run) if settings.train_vocabulary else None
     else:
         model, tokenizer = models.load_base(base_model)
     translator.engine = Engine(model, tokenizer, settings, progress=progress, vocabulary=vocabulary)

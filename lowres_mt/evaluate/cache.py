@@ -34,10 +34,6 @@ def text_digest(lines: Sequence[str]) -> str:
     return digest("\n".join(lines))
 
 
-def run_vocabulary_file(run: Path | None) -> Path:
-    return Path(run or ".") / "adapter" / TRAIN_VOCABULARY
-
-
 def config_hash(cfg: RecipeConfig) -> str:
     return digest(cfg.to_dict())[:16]
 
@@ -54,7 +50,7 @@ def generation_key(system: System, cfg: RecipeConfig, settings: DecodeSettings, 
         parts["style"] = system.style
         parts["decode"] = {"max_new_tokens": settings.max_new_tokens, "num_beams": settings.num_beams,
                            "stop_repeats": settings.stop_repeats}
-        if system.kind == "adapter" and run_vocabulary_file(system.run).is_file():
+        if system.kind == "adapter" and (Path(system.run) / "adapter" / TRAIN_VOCABULARY).is_file():
             parts["decode"]["vocabulary"] = "train" if settings.train_vocabulary else "full"
         if system.kind != "adapter":  # a run's own config supplies its prompt
             parts["prompt"] = {"anchor": to_dict(cfg.anchor), "names": cfg.language_names}

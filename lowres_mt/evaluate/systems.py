@@ -1,7 +1,7 @@
 """The systems an evaluation compares, and how each one turns test sources into hypotheses.
 
-- `tell`, `sft`: LoRA adapters from runs/<recipe>-tell and runs/<recipe>-sft (any other run
-  named on the command line works the same way);
+- `tell`, `sft`, `tell+book`: LoRA adapters from runs/<recipe>-<method> (any other run named
+  on the command line works the same way);
 - `zero-shot`: the recipe's base model with the plain translation prompt;
 - `icl`: the base model with k examples retrieved (BM25) from the recipe's training pairs;
 - `copy`: the source sentence itself as the translation, the floor a system must clear
@@ -29,7 +29,6 @@ from lowres_mt.errors import UserError
 from lowres_mt.models import TRAIN_VOCABULARY
 from lowres_mt.train.rundir import default_run_name
 
-BUILTIN_SYSTEMS = ("tell", "sft", "zero-shot", "icl", "icl-book", "apertium", "external")
 APERTIUM_MODES = {"is-en": "isl-eng"}
 
 
@@ -73,7 +72,7 @@ def adapter_system(name: str, run: Path) -> System:
     """A trained run as a system; the adapter's bytes are part of its identity."""
     adapter = run / "adapter"
     weights = sorted(adapter.glob("*.safetensors")) + sorted(adapter.glob("adapter_config.json"))
-    weights += sorted(adapter.glob(TRAIN_VOCABULARY))  # decoding is limited to it
+    weights += sorted(adapter.glob(TRAIN_VOCABULARY))  # eval.train_vocabulary decodes within it
     if not (run / "run.json").is_file() or not weights:
         raise FileNotFoundError(run)
     info = json.loads((run / "run.json").read_text(encoding="utf-8"))

@@ -37,6 +37,10 @@ class TaskConfig:
     guard: tuple[str, ...] = ()  # every dev/test set whose sentences must never be trained on
     max_chars: int = 400  # drop training pairs with a side longer than this
     min_chars: int = 2
+    # times each task pair is shown; repetition e gives pair i direction (i + e) mod 2, so two
+    # epochs show every pair in both directions. General data is seen once and its ratio counts
+    # unique task tokens.
+    epochs: int = 1
 
 
 @dataclass(frozen=True)
@@ -89,11 +93,14 @@ class TrainConfig:
     max_length: int = 512  # tokens per example and per packed row; longer examples are truncated
     # (or dropped when no answer token is left) and counted in metrics.jsonl
     eval_every: int = 50  # steps between dev evaluations (0: only at the end)
-    dev_chrf_size: int = 16  # dev sentences per direction translated for dev chrF
+    dev_chrf_size: int = 32  # dev sentences per direction translated for dev chrF (picks adapter/)
     save_every: int = 25  # steps between checkpoints (0: none); a kill loses at most these steps
     trim_vocab: bool = True
     threads: int = 0  # torch threads per process, 0 = all cores / processes on this machine
-    dtype: Literal["float32", "bfloat16"] = "float32"
+    # frozen base weights: auto = bfloat16 where the hardware computes it natively (CPUs with
+    # avx512_bf16 or AMX, GPUs with bf16), float32 elsewhere; LoRA weights and optimizer stay fp32
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    keep: Literal["best", "last"] = "best"  # adapter/ holds the best-dev-chrF or the last weights
     scheduler: Literal["linear", "cosine", "constant"] = "cosine"  # learning-rate decay after warmup
     max_grad_norm: float = 1.0  # gradient clipping (0: off)
     keep_checkpoints: int = 2  # newest checkpoints kept under checkpoints/
@@ -175,6 +182,9 @@ class RecipeConfig:
     language_names: dict[str, str] = field(default_factory=dict)
     seed: int = 0
     base_model: str = "gemma-3-270m"
+    # text: plain "English: …\nIcelandic: …" prompts for base models; chat: the model's chat
+    # template; auto: what the model registry says, else chat when the tokenizer ships a template
+    prompt_format: Literal["auto", "text", "chat"] = "auto"
     task: TaskConfig = TaskConfig()
     anchor: AnchorConfig = AnchorConfig()
     general: GeneralConfig = GeneralConfig()

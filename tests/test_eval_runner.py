@@ -86,7 +86,7 @@ class CountingMaker(HypothesisMaker):
 def _maker(cfg, tokenizer):
     from peft import PeftModel
 
-    def load_base(name):
+    def load_base(name, prompt_format="auto"):
         return make_tiny_model(tokenizer), tokenizer
 
     def load_run(run):

@@ -15,12 +15,14 @@ from lowres_mt.errors import UserError
 from lowres_mt.models import (
     DEFAULT_TARGET_MODULES,
     REGISTRY,
+    TEXT_TEMPLATE,
     BundledModel,
     attach_lora,
     load_base,
     load_run,
     load_tokenizer,
     resolve_base,
+    resolve_prompt_format,
     save_adapter,
 )
 
@@ -58,13 +60,34 @@ def test_load_base_from_local_folder(tiny_model_dir):
     assert next(bf16.parameters()).dtype == torch.bfloat16
 
 
-def test_tokenizer_without_chat_template_is_a_user_error(tiny_model_dir):
+def test_tokenizer_without_chat_template_gets_the_text_format(tiny_model_dir):
     config = json.loads((tiny_model_dir / "tokenizer_config.json").read_text())
     config.pop("chat_template", None)
     (tiny_model_dir / "tokenizer_config.json").write_text(json.dumps(config))
     (tiny_model_dir / "chat_template.jinja").unlink(missing_ok=True)
+    tokenizer = load_tokenizer(str(tiny_model_dir))
+    assert tokenizer.chat_template == TEXT_TEMPLATE
     with pytest.raises(UserError, match="no chat template"):
-        load_tokenizer(str(tiny_model_dir))
+        load_tokenizer(str(tiny_model_dir), prompt_format="chat")
+
+
+def test_text_format_renders_plain_turns_that_end_in_eos(tiny_model_dir):
+    tokenizer = load_tokenizer(str(tiny_model_dir), prompt_format="text")
+    turns = [{"role": "user", "content": "Translate.\n\nEnglish: Hi."},
+             {"role": "assistant", "content": "Icelandic: Hæ."}]
+    full = tokenizer.apply_chat_template(turns, tokenize=False)
+    assert full == f"{tokenizer.bos_token}Translate.\n\nEnglish: Hi.\nIcelandic: Hæ.{tokenizer.eos_token}\n\n"
+    prompt = tokenizer.apply_chat_template(turns[:1], tokenize=False, add_generation_prompt=True)
+    assert full.startswith(prompt) and "<start_of_turn>" not in full
+
+
+def test_prompt_format_auto_follows_the_registry_then_the_tokenizer(tiny_tokenizer):
+    assert resolve_prompt_format("gemma-3-270m", tiny_tokenizer) == "text"  # a base model
+    assert resolve_prompt_format("smollm2-135m", tiny_tokenizer) == "chat"
+    assert resolve_prompt_format("some/folder", tiny_tokenizer) == "chat"  # it ships a template
+    assert resolve_prompt_format("some/folder", tiny_tokenizer, "text") == "text"
+    with pytest.raises(UserError, match="prompt_format 'html'"):
+        resolve_prompt_format("some/folder", tiny_tokenizer, "html")
 
 
 def test_attach_lora_trains_only_lora_weights(tiny_tokenizer, tiny_model):

@@ -26,23 +26,25 @@ def test_example_round_trip(style):
 def test_tell_anchor_and_lead_in():
     user, assistant = example_messages(PAIR, "tell", ANCHOR)
     assert user.content.startswith("This text is in English and needs to be translated into Icelandic.")
-    assert assistant.content == "Sure, here is the Icelandic translation:\n\nGóðan daginn."
+    assert user.content.endswith("\n\nEnglish: Good morning.")
+    assert assistant.content == "Sure, here is the Icelandic translation:\n\nIcelandic: Góðan daginn."
     _, plain_answer = example_messages(PAIR, "plain", ANCHOR)
-    assert plain_answer.content == "Góðan daginn."
+    assert plain_answer.content == "Icelandic: Góðan daginn."
 
 
 def test_prompt_has_shots_then_query_and_prefix():
     shot = Pair("Thank you.", "Takk fyrir.", "en", "is")
     messages, prefix = prompt_messages("Hello.", "en", "is", "tell", ANCHOR, shots=[shot])
     assert [m.role for m in messages] == ["user", "assistant", "user"]
-    assert messages[-1].content.endswith("\n\nHello.")
-    assert prefix == "Sure, here is the Icelandic translation:\n\n"
-    assert prompt_messages("Hello.", "en", "is", "plain", ANCHOR)[1] == ""
+    assert messages[-1].content.endswith("\n\nEnglish: Hello.")
+    assert prefix == "Sure, here is the Icelandic translation:\n\nIcelandic:"
+    assert prompt_messages("Hello.", "en", "is", "plain", ANCHOR)[1] == "Icelandic:"
 
 
 def test_parse_response_keeps_first_line_and_custom_names():
     assert parse_response("  Halló heimur\nextra line", "plain", ANCHOR, "en", "is") == "Halló heimur"
     assert parse_response("", "plain", ANCHOR, "en", "is") == ""
+    assert parse_response(" Icelandic: Halló", "plain", ANCHOR, "en", "is") == "Halló"
     names = {"kgv": "Kalamang"}
     user, _ = example_messages(Pair("a", "b", "en", "kgv"), "plain", ANCHOR, names)
     assert "to Kalamang" in user.content

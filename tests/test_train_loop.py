@@ -32,7 +32,8 @@ def write_toy_run(root: Path, base: Path, *, train: dict | None = None, rows: in
                   name: str = "toy-tell", lora_dropout: float = 0.0) -> tuple[Path, Path]:
     """A recipe file and runs/<name>/data/{train,dev}.jsonl for a tiny model; returns (recipe, run_dir)."""
     settings = {"max_steps": 4, "batch_tokens": 192, "max_length": 96, "eval_every": 2, "save_every": 2,
-                "dev_chrf_size": 2, "lr": 5e-3, "threads": 1, "warmup_ratio": 0.0, **(train or {})}
+                "dev_chrf_size": 2, "lr": 5e-3, "threads": 1, "warmup_ratio": 0.0, "dtype": "float32",
+                **(train or {})}
     recipe = root / "toy.yaml"
     recipe.write_text(json.dumps({
         "name": "toy", "languages": ["en", "is"], "base_model": str(base), "seed": 3, "train": settings,
@@ -97,9 +98,27 @@ def test_training_updates_every_lora_weight_and_no_base_weight(tmp_path, tiny_mo
     assert all(e["tokens_per_s"] > 0 and e["lr"] >= 0 for e in events if e["event"] == "train")
     assert json.loads((run_dir / "run.json").read_text())["status"] == "done"
     trained = {n.replace(".default", ""): p for n, p in lora.items()}
-    saved = adapter_weights(run_dir)
+    saved = adapter_weights(run_dir, "adapter-last")  # adapter/ holds the best dev-chrF step's
     assert saved.keys() == trained.keys()
     assert all(torch.equal(saved[k], trained[k].detach()) for k in saved)
+
+
+def test_adapter_is_the_best_dev_chrf_step_and_keep_last_keeps_the_last(tmp_path, tiny_model_dir):
+    recipe, run_dir = write_toy_run(tmp_path, tiny_model_dir)
+    train(load_recipe(str(recipe)), run_dir=run_dir, progress=False)
+    info = json.loads((run_dir / "run.json").read_text())
+    evals = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    evals = [e for e in evals if e["event"] == "eval"]
+    best = max(evals, key=lambda e: (e["dev_chrf"], -e["step"]))  # the first of equal scores wins
+    assert info["best_step"] == best["step"] and info["best_dev_chrf"] == best["dev_chrf"]
+    assert [e["step"] for e in evals if e.get("best")][-1] == best["step"]
+    assert adapter_weights(run_dir).keys() == adapter_weights(run_dir, "adapter-last").keys()
+
+    (tmp_path / "last").mkdir()
+    recipe, last_dir = write_toy_run(tmp_path / "last", tiny_model_dir, train={"keep": "last"})
+    train(load_recipe(str(recipe)), run_dir=last_dir, progress=False)
+    assert not (last_dir / "adapter-last").exists() and "best_step" not in json.loads(
+        (last_dir / "run.json").read_text())
 
 
 def test_adapter_loads_on_the_untrimmed_base_and_gives_the_same_outputs(tmp_path, tiny_model_dir,
@@ -112,7 +131,7 @@ def test_adapter_loads_on_the_untrimmed_base_and_gives_the_same_outputs(tmp_path
     (trimmed, _), = recorded_models
     vmap = trimmed.get_base_model().vocab_map
 
-    full = PeftModel.from_pretrained(make_tiny_model(tiny_tokenizer), run_dir / "adapter").eval()
+    full = PeftModel.from_pretrained(make_tiny_model(tiny_tokenizer), run_dir / "adapter-last").eval()
     ids = vmap.new_to_old[torch.tensor([[2, 5, 9, 14, 20, 31, 40]]) % len(vmap)]
     with torch.no_grad():
         full_logits = full(input_ids=ids).logits[..., vmap.new_to_old]

@@ -44,4 +44,8 @@ def render_report(report) -> None:
     for key, tokens in report.tokens.items():
         mix.add_row(key, str(report.examples[key]), f"{tokens:,}", f"{tokens / total:.1%}")
     console.print(mix)
+    unique = report.task_unique
+    if unique.get("epochs", 1) > 1:
+        console.print(f"task pairs: {unique['pairs']} distinct ({unique['tokens']:,} tokens), "
+                      f"each shown {unique['epochs']} times")
     console.print(f"dev examples: {report.dev_examples}")

@@ -51,10 +51,12 @@ class BuildReport:
     examples: dict[str, int]  # same keys → example counts
     dev_examples: int
     guard_size: int
+    task_unique: dict[str, int] = field(default_factory=dict)  # distinct pairs, their tokens, epochs
 
     def to_json(self) -> dict:
         return {
             "method": self.method,
+            "task_unique": self.task_unique,
             "corpora": {ref: vars(s) for ref, s in self.corpora.items()},
             "tokens": self.tokens,
             "examples": self.examples,
@@ -80,6 +82,8 @@ def build_dataset(cfg: RecipeConfig, *, method: str, out_dir: Path, tokenizer=No
     """Build and write the training set for `method` under `out_dir` (replaced atomically)."""
     if method not in METHODS:
         raise UserError(f"unknown method '{method}' (use one of: {', '.join(METHODS)})")
+    if cfg.task.epochs < 1:
+        raise UserError(f"task.epochs must be at least 1 (got {cfg.task.epochs})")
     if count_tokens is None:
         if tokenizer is None:
             from lowres_mt.models import load_tokenizer
@@ -112,7 +116,8 @@ def build_dataset(cfg: RecipeConfig, *, method: str, out_dir: Path, tokenizer=No
     rng.shuffle(mixed)
     dev = dev_examples(cfg, method, random.Random(cfg.seed + 1))
     tokens, counts = tally(mixed)
-    report = BuildReport(Path(out_dir), method, stats, tokens, counts, len(dev), len(guard))
+    unique = {"pairs": len(pairs), "tokens": sum(pair_tokens), "epochs": cfg.task.epochs}
+    report = BuildReport(Path(out_dir), method, stats, tokens, counts, len(dev), len(guard), unique)
     write_outputs(cfg, report, [ex for ex, _ in mixed], dev)
     return report
 
@@ -179,21 +184,23 @@ def sample_to_budget(pool: list[Pair], budget: int, count_tokens: TokenCounter,
 
 def task_examples(cfg: RecipeConfig, pairs: list[Pair], costs: list[int],
                   method: str) -> list[tuple[Example, int]]:
-    """Each sampled pair as a prompted example in every direction of the recipe.
+    """Each sampled pair as a prompted example, `task.epochs` times.
 
-    The budget is split across directions: a pair appears in one direction, alternating, so
-    `task.tokens` is the content the model sees once.
+    The budget is split across directions: in repetition e, pair i appears in direction
+    (i + e) mod (number of directions), so `task.tokens` is the unique content and two epochs of
+    a two-way recipe show every pair once in each direction.
     """
     style = style_for(method)
     out = []
-    for index, (pair, cost) in enumerate(zip(pairs, costs)):
-        direction = cfg.directions[index % len(cfg.directions)]
-        oriented = orient(pair, direction)
-        if oriented is None:
-            continue
-        messages = example_messages(oriented, style, cfg.anchor, cfg.language_names)
-        out.append((Example(messages, "task", direction, pair.corpus, f"{pair.corpus}#{pair.id}",
-                            oriented.src, oriented.tgt), cost))
+    for epoch in range(cfg.task.epochs):
+        for index, (pair, cost) in enumerate(zip(pairs, costs)):
+            direction = cfg.directions[(index + epoch) % len(cfg.directions)]
+            oriented = orient(pair, direction)
+            if oriented is None:
+                continue
+            messages = example_messages(oriented, style, cfg.anchor, cfg.language_names)
+            out.append((Example(messages, "task", direction, pair.corpus, f"{pair.corpus}#{pair.id}",
+                                oriented.src, oriented.tgt), cost))
     return out
 
 

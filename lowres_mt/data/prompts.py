@@ -1,8 +1,11 @@
-"""Every prompt format lives here: TELL anchor prompts, the plain translation prompt, k-shot prompts.
+"""Every prompt's content lives here: TELL anchor prompts, the plain translation prompt, k-shot prompts.
 
-A translation example is a user turn (instruction + blank line + source) and an assistant turn.
-TELL's assistant turn opens with a fixed lead-in; at inference the lead-in is given as the start of
-the answer so the model writes only the translation, and `parse_response` removes it if repeated.
+A translation example is a user turn (instruction, blank line, `English: <source>`) and an
+assistant turn (`Icelandic: <target>`). TELL's assistant turn opens with its fixed lead-in before
+the label. At inference the lead-in and label are given as the start of the answer, so the model
+writes only the translation, and `parse_response` removes them if repeated. How turns become
+text (a chat template, or plain text for base models) is the tokenizer's template's job; see
+`lowres_mt.models.TEXT_TEMPLATE`.
 """
 
 from __future__ import annotations
@@ -37,24 +40,27 @@ def instruction_text(style: str, anchor: AnchorConfig, src_lang: str, tgt_lang: 
 
 def response_prefix(style: str, anchor: AnchorConfig, tgt_lang: str, src_lang: str = "",
                     names: Mapping[str, str] | None = None) -> str:
-    """Text the assistant turn starts with before the translation ('' for the plain style)."""
+    """Text the assistant turn starts with before the translation: TELL's lead-in (tell style)
+    and the target-language label, e.g. `Icelandic:`."""
+    label = f"{language_name(tgt_lang, names)}:"
     if style != "tell" or not anchor.lead_in:
-        return ""
-    return _fill(anchor.lead_in, src_lang, tgt_lang, names) + "\n\n"
+        return label
+    return _fill(anchor.lead_in, src_lang, tgt_lang, names) + "\n\n" + label
 
 
 def user_message(src: str, style: str, anchor: AnchorConfig, src_lang: str, tgt_lang: str,
                  names: Mapping[str, str] | None = None) -> Message:
-    return Message("user", f"{instruction_text(style, anchor, src_lang, tgt_lang, names)}\n\n{src}")
+    instruction = instruction_text(style, anchor, src_lang, tgt_lang, names)
+    return Message("user", f"{instruction}\n\n{language_name(src_lang, names)}: {src}")
 
 
 def example_messages(pair: Pair, style: str, anchor: AnchorConfig,
                      names: Mapping[str, str] | None = None) -> tuple[Message, Message]:
-    """A training example: the user turn and the assistant turn (lead-in + target)."""
+    """A training example: the user turn and the assistant turn (lead-in, label, target)."""
     prefix = response_prefix(style, anchor, pair.tgt_lang, pair.src_lang, names)
     return (
         user_message(pair.src, style, anchor, pair.src_lang, pair.tgt_lang, names),
-        Message("assistant", prefix + pair.tgt),
+        Message("assistant", f"{prefix} {pair.tgt}"),
     )
 
 
@@ -71,11 +77,13 @@ def prompt_messages(src: str, src_lang: str, tgt_lang: str, style: str, anchor: 
 
 def parse_response(text: str, style: str, anchor: AnchorConfig, src_lang: str, tgt_lang: str,
                    names: Mapping[str, str] | None = None) -> str:
-    """The translation inside a generated answer: lead-in removed, first non-empty line kept."""
-    lead = response_prefix(style, anchor, tgt_lang, src_lang, names).strip()
+    """The translation inside a generated answer: a repeated lead-in or label removed, first
+    non-empty line kept."""
     text = text.strip()
-    if lead and text.startswith(lead):
-        text = text[len(lead):].strip()
+    for lead in (response_prefix(style, anchor, tgt_lang, src_lang, names).strip(),
+                 f"{language_name(tgt_lang, names)}:"):
+        if text.startswith(lead):
+            text = text[len(lead):].strip()
     for line in text.splitlines():
         if line.strip():
             return line.strip()
@@ -84,5 +92,5 @@ def parse_response(text: str, style: str, anchor: AnchorConfig, src_lang: str, t
 
 def parse_user_message(content: str) -> tuple[str, str]:
     """Split a user turn back into (instruction, source) — the inverse of `user_message`."""
-    instruction, _, src = content.partition("\n\n")
-    return instruction, src
+    instruction, _, labelled = content.rpartition("\n\n")
+    return instruction, labelled.partition(": ")[2]

@@ -22,7 +22,7 @@ from lowres_mt.translate import DecodeSettings
 from lowres_mt.typed import to_dict
 
 # bump when generation or parsing changes in a way that changes outputs
-ENGINE_VERSION = 2
+ENGINE_VERSION = 3
 
 
 def digest(obj) -> str:
@@ -53,7 +53,8 @@ def generation_key(system: System, cfg: RecipeConfig, settings: DecodeSettings, 
         if system.kind == "adapter" and (Path(system.run) / "adapter" / TRAIN_VOCABULARY).is_file():
             parts["decode"]["vocabulary"] = "train" if settings.train_vocabulary else "full"
         if system.kind != "adapter":  # a run's own config supplies its prompt
-            parts["prompt"] = {"anchor": to_dict(cfg.anchor), "names": cfg.language_names}
+            parts["prompt"] = {"anchor": to_dict(cfg.anchor), "names": cfg.language_names,
+                               "format": cfg.prompt_format}
         if system.kind == "icl":
             parts["icl"] = {"k": cfg.eval.icl_k, "pool": list(cfg.task.train),
                             "guard": list(cfg.eval.testsets + cfg.task.guard),

@@ -20,10 +20,10 @@ from lowres_mt.translate import DecodeSettings, Engine, merge_lora
 from lowres_mt.translate.engine import build_prompt
 
 
-def _load_base(name: str):
+def _load_base(name: str, prompt_format: str = "auto"):
     from lowres_mt import models
 
-    return models.load_base(name)
+    return models.load_base(name, prompt_format=prompt_format)
 
 
 def _load_run(run: Path):
@@ -45,7 +45,7 @@ def _load_pairs(refs: Sequence[str]) -> list[Pair]:
 class HypothesisMaker:
     """Produces hypotheses for (system, sample, direction); keeps at most one model in memory.
 
-    `load_base(name) -> (model, tokenizer)` and `load_run(dir) -> (model, tokenizer, cfg)` default
+    `load_base(name, prompt_format) -> (model, tokenizer)` and `load_run(dir) -> (model, tokenizer, cfg)` default
     to `lowres_mt.models`; `load_pairs(refs)` to the corpora loader (ICL pools, guard sets).
     """
 
@@ -103,7 +103,7 @@ class HypothesisMaker:
         kind, where = key
         vocabulary = None
         if kind == "base":
-            model, tokenizer = self.load_base(where)
+            model, tokenizer = self.load_base(where, self.cfg.prompt_format)
         else:
             from lowres_mt.models import run_vocabulary
 

@@ -44,6 +44,7 @@ def selection_dir(cfg: RecipeConfig) -> Path:
 def proxy_settings(cfg: RecipeConfig, proxy: str | None = None, *, epochs: float = 3.0,
                    checkpoints: int = 12):
     """Proxy training settings: the recipe's LoRA block, learning rate and length limits."""
+    from lowres_mt.precision import dtype_name
     from lowres_mt.select.trajectories import ProxySettings
 
     if epochs <= 0 or checkpoints < 1:
@@ -51,7 +52,7 @@ def proxy_settings(cfg: RecipeConfig, proxy: str | None = None, *, epochs: float
     return ProxySettings(proxy=proxy or DEFAULT_PROXY, epochs=epochs, checkpoints=checkpoints,
                          max_length=cfg.train.max_length, lr=cfg.train.lr, batch_tokens=cfg.train.batch_tokens,
                          grad_accum=cfg.train.grad_accum, seed=cfg.seed, trim_vocab=cfg.train.trim_vocab,
-                         dtype=cfg.train.dtype, lora=dict(cfg.lora))
+                         dtype=dtype_name(cfg.train.dtype, "cpu"), lora=dict(cfg.lora))
 
 
 def load_pool(cfg: RecipeConfig, limit: int = 0, tokenizer=None,

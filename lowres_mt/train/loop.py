@@ -24,6 +24,8 @@ from transformers import get_scheduler
 
 from lowres_mt.config import RecipeConfig
 from lowres_mt.errors import UserError
+from lowres_mt.models import save_adapter
+from lowres_mt.precision import resolve_dtype
 from lowres_mt.progress import bar as progress_bar
 from lowres_mt.train import rundir
 from lowres_mt.train.batching import BatchStream
@@ -33,7 +35,6 @@ from lowres_mt.train.loss import TargetOnlyLoss, packing_isolated
 from lowres_mt.train.metrics import MetricsLog, plot_loss
 from lowres_mt.train.tokenize import TokenizedExample, TokenizeStats, remap_examples, tokenize_rows
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
 
 
@@ -57,15 +58,17 @@ def train(cfg: RecipeConfig, *, run_dir: Path, resume: bool = False, progress: b
 
     # -- the run folder: refuse another run's folder before anything is written
     checkpoint = rundir.check_run_dir(cfg, run_dir, resume=resume)
+    dtype = resolve_dtype(tc.dtype, acc.device)
     acc.wait_for_everyone()
     if main:
         remove_partial(run_dir / "checkpoints")
         rundir.ensure_data(cfg, run_dir)
         rundir.write_config(cfg, run_dir)
         rundir.update_run_info(run_dir, recipe=cfg.name, method=tc.method, base_model=cfg.base_model,
-                               directions=list(cfg.directions), status="running", started=rundir.now())
+                               directions=list(cfg.directions), status="running", started=rundir.now(),
+                               dtype=str(dtype).removeprefix("torch."))
     acc.wait_for_everyone()
-    prep = prepare(cfg, run_dir)
+    prep = prepare(cfg, run_dir, dtype=dtype)
     model, tokenizer, translator, samples = prep.model, prep.tokenizer, prep.translator, prep.samples
     train_stats, dev_ex, pad_id = prep.train_stats, prep.dev_examples, prep.pad_id
 
@@ -105,6 +108,11 @@ def train(cfg: RecipeConfig, *, run_dir: Path, resume: bool = False, progress: b
         if main and samples:
             max_new = min(cfg.eval.max_new_tokens, 8 + 2 * max(len(tokenizer(s.tgt)["input_ids"]) for s in samples))
             event.update(dev_chrf(translator, samples, max_new))
+            best = rundir.read_run_info(run_dir).get("best_dev_chrf")
+            if tc.keep == "best" and (best is None or event["dev_chrf"] > best):
+                save_adapter(acc.unwrap_model(module).model, run_dir / "adapter", vocabulary=translator.new_to_old)
+                rundir.update_run_info(run_dir, best_step=step, best_dev_chrf=event["dev_chrf"])
+                event["best"] = True
         acc.wait_for_everyone()
         if main:
             log.append(event)
@@ -148,12 +156,13 @@ def train(cfg: RecipeConfig, *, run_dir: Path, resume: bool = False, progress: b
                 rundir.update_run_info(run_dir, status="interrupted")
             raise
 
-    # -- the adapter (LoRA weights only: it loads on the untrimmed base)
+    # -- the adapters (LoRA weights only: they load on the untrimmed base). adapter/ is the best
+    # dev-chrF step's (saved as each best came) unless train.keep=last or no dev chrF was measured
     adapter_dir = run_dir / "adapter"
     if main:
-        from lowres_mt.models import save_adapter
-
-        save_adapter(acc.unwrap_model(module).model, adapter_dir, vocabulary=prep.translator.new_to_old)
+        chose_best = tc.keep == "best" and rundir.read_run_info(run_dir).get("best_step") is not None
+        final_dir = run_dir / "adapter-last" if chose_best else adapter_dir
+        save_adapter(acc.unwrap_model(module).model, final_dir, vocabulary=prep.translator.new_to_old)
         tokens_per_s = train_tokens / train_time if train_time else 0.0
         rundir.update_run_info(run_dir, status="done", steps=total, finished=rundir.now(),
                                tokens_per_s=round(tokens_per_s, 1), dev_loss=last.get("dev_loss"),
@@ -182,7 +191,7 @@ class Prepared:
     pack: bool  # whether packed rows keep examples apart in this model
 
 
-def prepare(cfg: RecipeConfig, run_dir: Path) -> Prepared:
+def prepare(cfg: RecipeConfig, run_dir: Path, dtype: torch.dtype = torch.float32) -> Prepared:
     """Read the run's data, load the base model, tokenize, trim the vocabulary, attach LoRA."""
     from lowres_mt.models import attach_lora, keep_ids_for, load_base, trim_vocab
 
@@ -193,7 +202,7 @@ def prepare(cfg: RecipeConfig, run_dir: Path) -> Prepared:
         raise UserError(f"{run_dir / 'data' / 'train.jsonl'} holds no examples; check the recipe's "
                         "task.train corpora, then delete that data folder to rebuild it")
     set_seed(cfg.seed)
-    model, tokenizer = load_base(cfg.base_model, dtype=DTYPES[tc.dtype])
+    model, tokenizer = load_base(cfg.base_model, dtype=dtype, prompt_format=cfg.prompt_format)
     train_ex, train_stats = tokenize_rows(tokenizer, train_rows, tc.max_length)
     if not train_ex:
         raise UserError(f"no training example keeps a response within train.max_length={tc.max_length}; "

@@ -1,0 +1,44 @@
+"""Which floating-point type the frozen base weights use: bfloat16 where the hardware computes it
+natively, float32 elsewhere (emulated bfloat16 is slower than float32)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
+    """The CPU feature flags the kernel reports (empty where there is no /proc/cpuinfo)."""
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.partition(":")[2].split())
+    return set()
+
+
+def native_bf16(device: torch.device | str) -> bool:
+    """Whether `device` computes bfloat16 matrix products in hardware."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return any(flag in cpu_flags() for flag in BF16_CPU_FLAGS)
+    return False
+
+
+def dtype_name(name: str, device: torch.device | str) -> str:
+    """`auto` → "bfloat16" where `device` has native bf16, else "float32"; other names as given."""
+    if name == "auto":
+        return "bfloat16" if native_bf16(device) else "float32"
+    return name
+
+
+def resolve_dtype(name: str, device: torch.device | str) -> torch.dtype:
+    return DTYPES[dtype_name(name, device)]

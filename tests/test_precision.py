@@ -1,0 +1,49 @@
+import json
+
+import pytest
+import torch
+from test_train_loop import adapter_weights, write_toy_run
+
+from lowres_mt import precision
+from lowres_mt.config import load_recipe
+from lowres_mt.train.loop import train
+
+
+@pytest.mark.parametrize(("flags", "expected"), [({"avx512f", "avx512_bf16"}, torch.bfloat16),
+                                                 ({"amx_bf16"}, torch.bfloat16),
+                                                 ({"avx2", "avx512f"}, torch.float32), (set(), torch.float32)])
+def test_auto_uses_bf16_only_where_the_cpu_has_it(monkeypatch, flags, expected):
+    monkeypatch.setattr(precision, "cpu_flags", lambda: flags)
+    assert precision.resolve_dtype("auto", "cpu") == expected
+    assert precision.resolve_dtype("float32", "cpu") == torch.float32  # explicit choices stand
+    assert precision.resolve_dtype("bfloat16", "cpu") == torch.bfloat16
+
+
+def test_cpu_flags_reads_the_flags_line(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu avx512_bf16 sse\n\nprocessor\t: 1\n")
+    assert precision.cpu_flags(info) == {"fpu", "avx512_bf16", "sse"}
+    assert precision.cpu_flags(tmp_path / "missing") == set()
+
+
+@pytest.mark.parametrize("without_bf16", [False, True])
+def test_auto_training_runs_in_the_detected_precision(tmp_path, tiny_model_dir, monkeypatch, without_bf16):
+    monkeypatch.setattr(precision, "cpu_flags", lambda: set() if without_bf16 else {"avx512_bf16"})
+    recipe, run_dir = write_toy_run(tmp_path, tiny_model_dir, train={"dtype": "auto", "max_steps": 2})
+    train(load_recipe(str(recipe)), run_dir=run_dir, progress=False)
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["dtype"] == ("float32" if without_bf16 else "bfloat16")
+    assert all(t.dtype == torch.float32 for t in adapter_weights(run_dir).values())  # LoRA stays fp32
+
+
+def test_bf16_and_fp32_training_losses_agree(tmp_path, tiny_model_dir):
+    losses = {}
+    for dtype in ("float32", "bfloat16"):
+        (tmp_path / dtype).mkdir()
+        recipe, run_dir = write_toy_run(tmp_path / dtype, tiny_model_dir, train={"dtype": dtype})
+        train(load_recipe(str(recipe)), run_dir=run_dir, progress=False)
+        events = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        losses[dtype] = [e["loss"] for e in events if e["event"] == "train"]
+    assert len(losses["float32"]) == 4
+    for fp32, bf16 in zip(losses["float32"], losses["bfloat16"], strict=True):
+        assert bf16 == pytest.approx(fp32, rel=0.03)  # bf16 keeps ~3 significant digits

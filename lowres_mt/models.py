@@ -33,6 +33,7 @@ __all__ = [
 DEFAULT_BASE = "gemma-3-270m"
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 CONVERTER_VERSION = 1  # bump when the conversion changes so cached folders are rebuilt
+CONVERSION_RECORD = "lowres_mt_conversion.json"  # written last into a converted folder
 END_OF_TURN_TOKENS = ("<end_of_turn>", "<|im_end|>", "<|eot_id|>")
 MISTRAL_TYPES = ("mistral", "mistral3", "voxtral", "ministral", "pixtral")
 HUB_FILES = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
@@ -245,7 +246,7 @@ TRAIN_VOCABULARY = "train_vocabulary.json"  # in the adapter folder: ids the out
 def save_adapter(model, path: Path | str, vocabulary: list[int] | None = None) -> Path:
     """Write a peft model's adapter to `path` atomically (never with the base's embeddings), with
     the token ids it was trained over when its vocabulary was trimmed."""
-    with atomic_dir(path) as tmp:
+    with atomic_dir(path, marker="adapter_config.json") as tmp:
         model.save_pretrained(tmp, save_embedding_layers=False)
         if vocabulary is not None:
             write_json(Path(tmp) / TRAIN_VOCABULARY, {"token_ids": sorted(vocabulary)})
@@ -342,7 +343,7 @@ def _installed_version(entry: BundledModel) -> str | None:
 
 def _is_current(target: Path, entry: BundledModel) -> bool:
     """A finished conversion by this converter of the installed package (or of any, if uninstalled)."""
-    record = target / "lowres_mt_conversion.json"
+    record = target / CONVERSION_RECORD
     if not record.is_file():
         return False
     info = json.loads(record.read_text(encoding="utf-8"))
@@ -380,7 +381,7 @@ def _convert(entry: BundledModel, target: Path) -> None:
         hf_logging.disable_progress_bar()  # transformers' own bar would fill a log with redraws
     with progress, _restoring_hf_bars(hf_bars), \
             tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{entry.name}.gguf.") as scratch, \
-            atomic_dir(target) as out:
+            atomic_dir(target, marker=CONVERSION_RECORD) as out:
         task = progress.add_task(f"{entry.name}: locating GGUF", total=4)
         gguf = entry.gguf(Path(scratch))
         progress.update(task, advance=1, description=f"{entry.name}: building tokenizer")
@@ -390,7 +391,7 @@ def _convert(entry: BundledModel, target: Path) -> None:
         progress.update(task, advance=1, description=f"{entry.name}: writing {target}")
         model.save_pretrained(out, safe_serialization=True)
         tokenizer.save_pretrained(out)
-        write_json(out / "lowres_mt_conversion.json", {
+        write_json(out / CONVERSION_RECORD, {
             "name": entry.name, "package": entry.package, "package_version": version,
             "gguf": gguf.name, "converter": CONVERTER_VERSION,
             "seconds": round(time.monotonic() - started, 1)})

@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from lowres_mt.errors import UserError
-from lowres_mt.io import atomic_path
+from lowres_mt.io import atomic_path, read_text
 
 
 def unsafe_reason(info: zipfile.ZipInfo) -> str | None:
@@ -84,7 +84,7 @@ def decrypted_member(archive: Path, member: str, password: str | None = None) ->
 def read_member_text(archive: Path, member: str, password: str | None = None) -> str:
     """A member's text (UTF-8, BOM dropped), through the decrypted cache copy."""
     path = decrypted_member(archive, member, password)
-    return path.read_text(encoding="utf-8-sig")
+    return read_text(path)
 
 
 def _read(zf: zipfile.ZipFile, info: zipfile.ZipInfo, password: str | None, archive: Path) -> bytes:

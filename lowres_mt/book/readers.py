@@ -17,6 +17,7 @@ from lowres_mt.book.archive import read_member_text
 from lowres_mt.book.records import BookSection, GlossedExample, Lexeme
 from lowres_mt.book.splits import SPLITS, split_dictionary_examples
 from lowres_mt.data.records import Pair
+from lowres_mt.io import read_text
 
 if TYPE_CHECKING:
     from lowres_mt.corpora.readers import Source
@@ -70,13 +71,13 @@ def check_archive_options(required: str):
 def _parse_book(paths: tuple[Path, ...], macros_name: str, lang: str, gloss_lang: str,
                 corpus: str) -> tuple[tuple[BookSection, ...], tuple[GlossedExample, ...]]:
     macro_paths = [p for p in paths if p.name == macros_name]
-    macros = latex.parse_gloss_macros(macro_paths[0].read_text(encoding="utf-8")) if macro_paths else {}
+    macros = latex.parse_gloss_macros(read_text(macro_paths[0])) if macro_paths else {}
     sections: list[BookSection] = []
     examples: list[GlossedExample] = []
     for path in paths:
         if path.name == macros_name:
             continue
-        found = latex.parse_chapter(path.read_text(encoding="utf-8"), chapter_id=path.stem, lang=lang,
+        found = latex.parse_chapter(read_text(path), chapter_id=path.stem, lang=lang,
                                     translation_lang=gloss_lang, macros=macros, corpus=corpus)
         sections += found[0]
         examples += found[1]
@@ -112,27 +113,23 @@ def read_latex_example_pairs(source: Source) -> list[Pair]:
 
 def read_latex_wordlist(source: Source) -> list[Lexeme]:
     lang, gloss_lang = source.languages
-    return latex.parse_wordlist(source.paths[0].read_text(encoding="utf-8"), lang=lang,
+    return latex.parse_wordlist(read_text(source.paths[0]), lang=lang,
                                 gloss_lang=gloss_lang, corpus=source.ref)
 
 
 # --- CLDF dictionaries ------------------------------------------------------------------------
 
-def _text(path: Path) -> str:
-    return path.read_text(encoding="utf-8-sig")
-
-
 def read_cldf_lexemes(source: Source) -> list[Lexeme]:
     """Dictionaria entries.csv + senses.csv: one Lexeme per sense."""
-    return cldf.dictionaria_lexemes(_text(source.paths[0]), _text(source.paths[1]), source.languages[0], source.ref)
+    return cldf.dictionaria_lexemes(read_text(source.paths[0]), read_text(source.paths[1]), source.languages[0], source.ref)
 
 
 def read_cldf_example_pairs(source: Source) -> list[Pair]:
-    return cldf.dictionaria_pairs(_text(source.paths[0]), source.languages[0], source.ref)
+    return cldf.dictionaria_pairs(read_text(source.paths[0]), source.languages[0], source.ref)
 
 
 def read_cldf_glossed(source: Source) -> list[GlossedExample]:
-    return cldf.dictionaria_glossed(_text(source.paths[0]), source.languages[0], source.ref)
+    return cldf.dictionaria_glossed(read_text(source.paths[0]), source.languages[0], source.ref)
 
 
 def read_cldf_split(source: Source) -> list[Pair]:
@@ -153,7 +150,7 @@ def _splits(path: str, size: int, mtime_ns: int, lang: str, exclude: tuple[str, 
     from lowres_mt.corpora import load_set
 
     texts = [t for ref in exclude for record in load_set(ref) for t in record_texts(record)]
-    pairs = cldf.dictionaria_pairs(_text(Path(path)), lang)
+    pairs = cldf.dictionaria_pairs(read_text(Path(path)), lang)
     return split_dictionary_examples(pairs, texts, dev_size=dev_size, test_size=test_size, min_words=min_words)
 
 
@@ -182,7 +179,7 @@ def check_split_options(files: tuple[str, ...], options: dict) -> str | None:
 
 def read_ids_lexemes(source: Source) -> list[Lexeme]:
     """IDS forms.csv + parameters.csv: word forms glossed with their concept's English name."""
-    return cldf.ids_lexemes(_text(source.paths[0]), _text(source.paths[1]), source.languages[0], source.ref)
+    return cldf.ids_lexemes(read_text(source.paths[0]), read_text(source.paths[1]), source.languages[0], source.ref)
 
 
 def require_macros_file(files: tuple[str, ...], options: dict) -> str | None:

@@ -18,6 +18,7 @@ import yaml
 
 from lowres_mt.config import PROJECT_ROOT
 from lowres_mt.errors import UserError
+from lowres_mt.io import read_text
 from lowres_mt.typed import build
 
 Role = Literal["train", "dev", "test", "general", "monolingual", "book", "reference-outputs"]
@@ -123,7 +124,7 @@ def _manifest_paths() -> list[Path]:
 
 def _load_path(path: Path) -> Manifest:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(read_text(path))
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""

@@ -18,6 +18,7 @@ from typing import Any
 
 from lowres_mt.data.records import Instruction, Message, Pair, SystemOutput, Text
 from lowres_mt.errors import UserError
+from lowres_mt.io import iter_lines, read_text
 
 
 @dataclass
@@ -51,13 +52,6 @@ class Reader:
         if unknown:
             return f"has unknown option '{unknown[0]}' (allowed: {', '.join(self.options) or 'none'})"
         return self.check(files, options) if self.check else None
-
-
-def iter_lines(path: Path) -> Iterator[str]:
-    """Lines split on '\\n' only (U+2028 and lone '\\r' stay inside a line), without the newline."""
-    with path.open(encoding="utf-8-sig", newline="\n") as f:
-        for line in f:
-            yield line.rstrip("\n").rstrip("\r")
 
 
 def _line_id(file_index: int, line_index: int, n_files: int) -> str:
@@ -253,7 +247,7 @@ def read_alpaca_json(source: Source) -> list[Instruction]:
     Placeholder inputs such as `<noinput>` or `N/A` count as no input.
     """
     try:
-        rows = json.loads(source.paths[0].read_text(encoding="utf-8-sig"))
+        rows = json.loads(read_text(source.paths[0]))
     except json.JSONDecodeError as err:
         raise UserError(f"{source.ref}: {source.paths[0].name} is not valid JSON ({err.msg} at line {err.lineno})") from None
     if not isinstance(rows, list):

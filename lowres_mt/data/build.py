@@ -24,11 +24,12 @@ from lowres_mt.data.guard import ContaminationGuard, guard_from_sets
 from lowres_mt.data.prompts import example_messages, style_for
 from lowres_mt.data.records import Example, Instruction, Pair
 from lowres_mt.errors import UserError
-from lowres_mt.io import atomic_dir, read_jsonl, write_json, write_jsonl
+from lowres_mt.io import atomic_dir, check_replaceable, read_jsonl, write_json, write_jsonl
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
 T = TypeVar("T")
 METHODS = ("tell", "sft", "tell+book")
+OUTPUT_MARKER = "manifest.json"  # a folder holding one is a previous build (and may be replaced)
 
 
 @dataclass
@@ -84,6 +85,7 @@ def build_dataset(cfg: RecipeConfig, *, method: str, out_dir: Path, tokenizer=No
         raise UserError(f"unknown method '{method}' (use one of: {', '.join(METHODS)})")
     if cfg.task.epochs < 1:
         raise UserError(f"task.epochs must be at least 1 (got {cfg.task.epochs})")
+    check_replaceable(out_dir, OUTPUT_MARKER)  # before any work: never replace a folder we did not write
     if count_tokens is None:
         if tokenizer is None:
             from lowres_mt.models import load_tokenizer
@@ -298,7 +300,7 @@ def tally(mixed: list[tuple[Example, int]]) -> tuple[dict[str, int], dict[str, i
 
 
 def write_outputs(cfg: RecipeConfig, report: BuildReport, train: list[Example], dev: list[Example]) -> None:
-    with atomic_dir(report.out_dir) as tmp:
+    with atomic_dir(report.out_dir, marker=OUTPUT_MARKER) as tmp:
         write_jsonl(tmp / "train.jsonl", (ex.to_json() for ex in train))
         write_jsonl(tmp / "dev.jsonl", (ex.to_json() for ex in dev))
         write_json(tmp / "manifest.json", {"recipe": cfg.name, "seed": cfg.seed, **report.to_json()})

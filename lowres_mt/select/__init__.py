@@ -20,7 +20,7 @@ from pathlib import Path
 from lowres_mt.config import RecipeConfig, runs_dir
 from lowres_mt.data.records import Instruction
 from lowres_mt.errors import UserError
-from lowres_mt.io import write_json, write_jsonl
+from lowres_mt.io import check_replaceable, write_json, write_jsonl
 from lowres_mt.select.cluster import DEFAULT_CLUSTERS, cluster_trajectories
 from lowres_mt.select.report import (
     SelectionReport,
@@ -119,6 +119,7 @@ def select_general(cfg: RecipeConfig, budget: int, proxy: str | None = None,
     if clusters < 1:
         raise UserError(f"--clusters must be at least 1, got {clusters}")
     out_dir = Path(out_dir) if out_dir else selection_dir(cfg)
+    check_replaceable(out_dir, "cache")  # its first write; never write into a folder of other files
     seconds: dict[str, float] = {}
     began = time.perf_counter()
     pool, tokens = load_pool(cfg, pool_size, cache_dir=out_dir / "cache")

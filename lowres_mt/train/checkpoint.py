@@ -83,7 +83,7 @@ def save_checkpoint(folder: Path, step: int, *, model, optimizer, scheduler, rng
                     state: dict, keep: int = 2) -> Path:
     """Write checkpoint `step` atomically, then prune all but the newest `keep`."""
     target = folder / f"step-{step}"
-    with atomic_dir(target) as tmp:
+    with atomic_dir(target, marker="state.json") as tmp:
         model.save_pretrained(tmp / "adapter", save_embedding_layers=False)
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")

@@ -14,7 +14,8 @@ from typing import Any, Literal
 import yaml
 
 from lowres_mt.errors import UserError
-from lowres_mt.typed import build, to_dict
+from lowres_mt.io import read_text
+from lowres_mt.typed import at_least, build, to_dict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,12 +32,12 @@ def runs_dir() -> Path:
 @dataclass(frozen=True)
 class TaskConfig:
     train: tuple[str, ...] = ()  # corpus set refs ("corpus:set") holding training pairs
-    tokens: int = 10_000  # task-token budget (both directions together), base-model tokenizer
+    tokens: int = at_least(1, 10_000)  # task-token budget (both directions together), base-model tokenizer
     dev: str | None = None  # set ref for the dev sample (dev loss / dev chrF during training)
-    dev_size: int = 64  # pairs per direction in dev.jsonl
+    dev_size: int = at_least(0, 64)  # pairs per direction in dev.jsonl
     guard: tuple[str, ...] = ()  # every dev/test set whose sentences must never be trained on
-    max_chars: int = 400  # drop training pairs with a side longer than this
-    min_chars: int = 2
+    max_chars: int = at_least(1, 400)  # drop training pairs with a side longer than this
+    min_chars: int = at_least(0, 2)
     # times each task pair is shown; repetition e gives pair i direction (i + e) mod 2, so two
     # epochs show every pair in both directions. General data is seen once and its ratio counts
     # unique task tokens.
@@ -60,23 +61,23 @@ class AnchorConfig:
 class S2LConfig:
     """SmallToLarge selection settings (`lowres-mt select`; CLI options override them)."""
 
-    budget: int = 0  # general examples to select (0: must be given with --budget)
+    budget: int = at_least(0, 0)  # general examples to select (0: must be given with --budget)
     proxy: str = "smollm2-135m"  # small proxy model whose loss trajectories are clustered
-    clusters: int = 100  # k-means clusters (clamped to the pool size)
-    pool: int = 0  # score a seeded random subset of this many candidates (0: all)
+    clusters: int = at_least(1, 100)  # k-means clusters (clamped to the pool size)
+    pool: int = at_least(0, 0)  # score a seeded random subset of this many candidates (0: all)
     epochs: float = 3.0  # proxy fine-tuning epochs over the pool
-    checkpoints: int = 12  # points per loss trajectory
+    checkpoints: int = at_least(1, 12)  # points per loss trajectory
     stratify: bool = False  # split the budget across source corpora first
 
 
 @dataclass(frozen=True)
 class GeneralConfig:
     corpora: tuple[str, ...] = ()  # corpus set refs holding instruction data
-    ratio: float = 10.0  # general tokens = ratio × task tokens (TELL only)
+    ratio: float = at_least(0, 10.0)  # general tokens = ratio × task tokens (TELL only)
     select: Literal["random", "s2l"] = "random"
     selection: str | None = None  # path to a selection file (S2L); default runs/<recipe>-s2l/
     s2l: S2LConfig = S2LConfig()
-    max_tokens: int = 512  # drop general examples longer than this (tokens)
+    max_tokens: int = at_least(1, 512)  # drop general examples longer than this (tokens)
 
 
 @dataclass(frozen=True)
@@ -84,13 +85,13 @@ class TrainConfig:
     method: Literal["tell", "sft", "tell+book"] = "tell"
     epochs: float = 1.0
     max_steps: int = -1  # > 0 caps optimizer steps
-    batch_tokens: int = 1024  # tokens per micro-batch (packed rows × longest row); ~1.3 GB of fp32
+    batch_tokens: int = at_least(1, 1024)  # tokens per micro-batch (packed rows × longest row); ~1.3 GB of fp32
     # activations per 512 tokens on Gemma-3-270M, so keep it small on CPU and raise grad_accum instead
-    grad_accum: int = 1
+    grad_accum: int = at_least(1, 1)
     lr: float = 2e-4
     weight_decay: float = 0.0
     warmup_ratio: float = 0.05
-    max_length: int = 512  # tokens per example and per packed row; longer examples are truncated
+    max_length: int = at_least(1, 512)  # tokens per example and per packed row; longer examples are truncated
     # (or dropped when no answer token is left) and counted in metrics.jsonl
     eval_every: int = 50  # steps between dev evaluations (0: only at the end)
     dev_chrf_size: int = 32  # dev sentences per direction translated for dev chrF (picks adapter/)
@@ -124,11 +125,11 @@ class EvalConfig:
     # with a note when it is not installed
     systems: tuple[str, ...] = ("tell", "sft", "icl", "zero-shot", "copy", "apertium", "external")
     testsets: tuple[str, ...] = ()
-    sample: int = 200  # sentences per test set and direction (0 = all), seeded by `seed`
+    sample: int = at_least(0, 200)  # sentences per test set and direction (0 = all), seeded by `seed`
     icl_k: int = 4
-    batch_size: int = 32
-    max_new_tokens: int = 128
-    num_beams: int = 1
+    batch_size: int = at_least(1, 32)
+    max_new_tokens: int = at_least(1, 128)
+    num_beams: int = at_least(1, 1)
     stop_repeats: int = 3  # end a hypothesis whose newest 4 tokens occur this often (a loop); 0 = off
     train_vocabulary: bool = False  # a trimmed run answers only with the ids it was trained over
     bootstrap: int = 1000  # paired bootstrap resamples for CIs and p-values
@@ -231,7 +232,7 @@ def _load_merged(path: Path, seen: tuple[Path, ...]) -> dict:
     if path in seen:
         raise UserError(f"{path}: `extends` forms a cycle")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(read_text(path)) or {}
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""

@@ -26,6 +26,9 @@ def build(cls: type, data: Any, *, where: str, prefix: str = "") -> Any:
     kwargs = {}
     for name, value in data.items():
         kwargs[name] = _coerce(hints[name], value, where=where, key=_join(prefix, name))
+        minimum = fields[name].metadata.get("min")
+        if minimum is not None and kwargs[name] < minimum:
+            raise UserError(f"{where}: '{_join(prefix, name)}' must be at least {minimum}, got {value!r}")
     missing = [
         n for n, f in fields.items()
         if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
@@ -33,6 +36,11 @@ def build(cls: type, data: Any, *, where: str, prefix: str = "") -> Any:
     if missing:
         raise UserError(f"{where}: missing required key '{_join(prefix, missing[0])}'")
     return cls(**kwargs)
+
+
+def at_least(minimum: float, default: Any) -> Any:
+    """A dataclass field whose value `build` checks against `minimum` (inclusive)."""
+    return dataclasses.field(default=default, metadata={"min": minimum})
 
 
 def to_dict(obj: Any) -> Any:

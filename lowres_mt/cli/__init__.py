@@ -9,9 +9,11 @@ import sys
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import typer  # noqa: E402
+from rich.markup import escape  # noqa: E402
 
 from lowres_mt.cli.common import err_console  # noqa: E402
 from lowres_mt.errors import UserError  # noqa: E402
+from lowres_mt.io import environment_error  # noqa: E402
 
 app = typer.Typer(
     name="lowres-mt",
@@ -48,13 +50,33 @@ def _register() -> None:
 
 
 def main() -> None:
-    """Entry point: user mistakes become one line on stderr and exit code 2, never a traceback."""
+    """Entry point: user mistakes become one line on stderr and exit code 2, never a traceback.
+
+    Mistakes are a `UserError`, a command line typer rejects (an unknown option, a value out of
+    its range: checked before anything is loaded), or a place the environment does not let us
+    write (read-only, no permission, disk full)."""
     _register()
     try:
-        app()
+        code = app(standalone_mode=False)
     except UserError as err:
-        err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _fail(str(err))
+    except typer.TyperException as err:  # typer's usage errors; --help and no-argument help print as usual
+        message = err.format_message() if hasattr(err, "format_message") else str(err)
+        ctx = getattr(err, "ctx", None)
+        if message:
+            _fail(f"{message} (see `{ctx.command_path if ctx else 'lowres-mt'} --help`)", err.exit_code)
+        sys.exit(err.exit_code)
+    except OSError as err:
+        message = environment_error(err)
+        if message is None:
+            raise
+        _fail(message)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    sys.exit(code)

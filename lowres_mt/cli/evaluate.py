@@ -22,7 +22,7 @@ def eval_cmd(
         None, "--systems", "-s",
         help="systems to run (repeat or comma-separate): tell, sft, icl, zero-shot, copy, apertium, "
              "external, or a run folder name under runs/; default: the recipe's eval.systems"),
-    sample: int = typer.Option(None, "--sample", "-n",
+    sample: int = typer.Option(None, "--sample", "-n", min=0,
                                help="sentences per test set and direction (0 = all); default eval.sample"),
     comet_model: str = typer.Option(None, "--comet-model",
                                     help="COMET checkpoint path or hub id (needs the comet extra: pip install lowres-mt\\[comet])"),

@@ -14,6 +14,12 @@ from rich.table import Table
 from lowres_mt.cli.common import console
 
 
+def _positive(value: float | None) -> float | None:
+    if value is not None and value <= 0:
+        raise typer.BadParameter(f"must be greater than 0, got {value}")
+    return value
+
+
 def select_cmd(
     recipe: str = typer.Argument(..., help="recipe name (see `lowres-mt recipes list`) or YAML path"),
     overrides: list[str] = typer.Argument(None, help="KEY=VALUE recipe overrides, e.g. train.threads=2"),
@@ -25,8 +31,8 @@ def select_cmd(
                                  help="k-means clusters of loss trajectories (clamped to the pool size)"),
     pool: int = typer.Option(None, "--pool", min=0, show_default="general.s2l.pool",
                              help="score a seeded random subset of this many candidates (0: all of general.corpora)"),
-    epochs: float = typer.Option(None, "--epochs", show_default="general.s2l.epochs",
-                                 help="proxy fine-tuning epochs over the pool"),
+    epochs: float = typer.Option(None, "--epochs", show_default="general.s2l.epochs", callback=_positive,
+                                 help="proxy fine-tuning epochs over the pool (> 0)"),
     checkpoints: int = typer.Option(None, "--checkpoints", min=1, show_default="general.s2l.checkpoints",
                                     help="proxy checkpoints = points per loss trajectory"),
     stratify: bool = typer.Option(None, "--stratify/--no-stratify", show_default="general.s2l.stratify",
@@ -45,14 +51,14 @@ def select_cmd(
 
     cfg = load_recipe(recipe, list(overrides or []))
     s2l = cfg.general.s2l
-    budget = budget or s2l.budget
+    budget = s2l.budget if budget is None else budget
     if not budget:
         raise UserError("give the number of general examples to select with --budget N (or general.s2l.budget)")
     report = select_general(
-        cfg, budget, proxy or s2l.proxy, clusters or s2l.clusters, out,
-        pool_size=s2l.pool if pool is None else pool, epochs=epochs or s2l.epochs,
-        checkpoints=checkpoints or s2l.checkpoints, stratify=s2l.stratify if stratify is None else stratify,
-        progress=progress,
+        cfg, budget, proxy or s2l.proxy, s2l.clusters if clusters is None else clusters, out,
+        pool_size=s2l.pool if pool is None else pool, epochs=s2l.epochs if epochs is None else epochs,
+        checkpoints=s2l.checkpoints if checkpoints is None else checkpoints,
+        stratify=s2l.stratify if stratify is None else stratify, progress=progress,
     )
     render(report)
 

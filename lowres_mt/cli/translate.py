@@ -6,9 +6,11 @@ import sys
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from lowres_mt.cli.common import console, err_console
 from lowres_mt.errors import UserError
+from lowres_mt.io import decode_text, read_text
 
 
 def register(app: typer.Typer) -> None:
@@ -22,45 +24,47 @@ def translate_cmd(
     src: str = typer.Option(..., "--from", help="source language code, e.g. en"),
     tgt: str = typer.Option(..., "--to", help="target language code, e.g. is"),
     input_file: Path = typer.Option(None, "--input", "-i", help="file with one segment per line"),
-    batch_size: int = typer.Option(32, "--batch-size", help="sentences decoded together"),
-    max_new_tokens: int = typer.Option(256, "--max-new-tokens"),
-    num_beams: int = typer.Option(1, "--num-beams", help="1 = greedy"),
+    batch_size: int = typer.Option(32, "--batch-size", min=1,
+                                   help="sentences decoded together; output is written a batch at a time"),
+    max_new_tokens: int = typer.Option(256, "--max-new-tokens", min=1, help="longest answer, in tokens"),
+    num_beams: int = typer.Option(1, "--num-beams", min=1, help="1 = greedy"),
     train_vocabulary: bool = typer.Option(False, "--train-vocabulary",
                                           help="answer only with tokens the run was trained on"),
 ) -> None:
     """Translate text with a trained run (or a base model, zero-shot).
 
     Batch mode (text arguments, --input, or piped stdin) prints one line per input line, in
-    order; blank lines stay blank. With no text and a terminal, an interactive prompt starts:
-    /swap swaps the direction, /quit leaves.
+    order, a batch at a time; blank lines stay blank. Input must be UTF-8. With no text and a
+    terminal, an interactive prompt starts: /swap swaps the direction, /quit leaves.
     """
-    from lowres_mt.translate import DecodeSettings, open_translator
+    from lowres_mt.translate import DecodeSettings, open_translator, segment_pieces
 
     if run is not None and base_model is not None:
         raise UserError("give either --run or --base-model, not both (a run knows its base model)")
     if input_file is not None and not input_file.is_file():
         raise UserError(f"--input {input_file}: no such file")
     segments = _batch_segments(text, input_file)
-    interactive = segments is None
+    if segments is not None:
+        segment_pieces(segments)  # a sentence too long to translate is refused before loading anything
     translator = open_translator(run, base_model, DecodeSettings(batch_size, max_new_tokens, num_beams,
                                                                  train_vocabulary=train_vocabulary),
-                                 direction=(src, tgt), progress=not interactive and err_console.is_terminal)
-    if interactive:
+                                 direction=(src, tgt), progress=False)
+    if segments is None:
         _interactive(translator, src, tgt)
         return
-    for line in translator.translate(segments, src, tgt):
+    for line in translator.stream(segments, src, tgt, chunk=batch_size):
         sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+        sys.stdout.flush()
 
 
 def _batch_segments(text: list[str] | None, input_file: Path | None) -> list[str] | None:
-    """Segments for batch mode, or None when the interactive prompt should start."""
+    """Segments for batch mode (UTF-8 checked), or None when the interactive prompt should start."""
     if text:
         return list(text)
     if input_file is not None:
-        return input_file.read_text(encoding="utf-8").splitlines()
+        return read_text(input_file).splitlines()
     if not sys.stdin.isatty():
-        return sys.stdin.read().splitlines()
+        return decode_text(sys.stdin.buffer.read(), "stdin").splitlines()
     return None
 
 
@@ -74,6 +78,9 @@ def _interactive(translator, src: str, tgt: str) -> None:
         except (EOFError, KeyboardInterrupt):
             console.print()
             break
+        except UnicodeDecodeError:
+            err_console.print("[red]that line is not valid UTF-8; set your terminal to UTF-8[/]")
+            continue
         command = line.strip()
         if command in ("/quit", "/exit", "/q"):
             break
@@ -89,7 +96,10 @@ def _interactive(translator, src: str, tgt: str) -> None:
             err_console.print("commands: /swap, /quit")
             continue
         if command:
-            console.print(translator.translate([line], src, tgt)[0], highlight=False, markup=False)
+            try:
+                console.print(translator.translate([line], src, tgt)[0], highlight=False, markup=False)
+            except UserError as err:
+                err_console.print(f"[red]{escape(str(err))}[/]", highlight=False)
     _save_history(history)
 
 

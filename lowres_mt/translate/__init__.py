@@ -12,16 +12,19 @@ from lowres_mt.translate.engine import (
 )
 from lowres_mt.translate.greedy import StopTables, greedy_decode, is_looping, shared_prefix_length
 from lowres_mt.translate.session import (
+    MAX_SENTENCE_CHARS,
     SPLIT_CHARS,
     Translator,
     open_translator,
     read_run,
+    segment_pieces,
     split_sentences,
     translate_segments,
 )
 
 __all__ = [
-    "SPLIT_CHARS", "AnswerEnd", "DecodeSettings", "Engine", "StopTables", "Translator", "build_prompt",
-    "first_line", "greedy_decode", "is_looping", "merge_lora", "open_translator", "read_run", "shared_prefix_length", "split_sentences",
+    "MAX_SENTENCE_CHARS", "SPLIT_CHARS", "AnswerEnd", "DecodeSettings", "Engine", "StopTables", "Translator", "build_prompt",
+    "first_line", "greedy_decode", "is_looping", "merge_lora", "open_translator", "read_run", "segment_pieces",
+    "shared_prefix_length", "split_sentences",
     "stop_token_ids", "translate_segments",
 ]

@@ -1,20 +1,24 @@
 """Translating user text: segments (blank lines kept, long ones split into sentences and
-rejoined), and a trained run or bare base model loaded with its prompt style and directions."""
+rejoined; a sentence too long to translate is refused), streamed a batch at a time, and a trained
+run or bare base model loaded with its prompt style and directions."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from lowres_mt.config import AnchorConfig, RecipeConfig, load_recipe
 from lowres_mt.data.prompts import LANGUAGE_NAMES, style_for
 from lowres_mt.errors import UserError
+from lowres_mt.progress import bar as progress_bar
 from lowres_mt.translate.engine import DecodeSettings, Engine, merge_lora
 
 SPLIT_CHARS = 200  # segments longer than this are translated sentence by sentence
+MAX_SENTENCE_CHARS = 2000  # a longer sentence is refused: its prompt would not fit in memory
 _SENTENCE_GAP = re.compile(r"(?<=[.!?…])[\"'»”’)\]]*\s+")
 
 
@@ -30,13 +34,25 @@ def split_sentences(text: str) -> list[str]:
     return [p for p in pieces if p]
 
 
+def segment_pieces(segments: Sequence[str], max_chars: int = SPLIT_CHARS) -> list[list[str]]:
+    """What each segment is translated as: nothing (blank), itself, or its sentences when it is
+    longer than `max_chars`. A sentence over MAX_SENTENCE_CHARS is a UserError naming its line."""
+    pieces: list[list[str]] = []
+    for number, segment in enumerate(segments, 1):
+        text = segment.strip()
+        group = [] if not text else split_sentences(text) if len(text) > max_chars else [text]
+        longest = max(map(len, group), default=0)
+        if longest > MAX_SENTENCE_CHARS:
+            raise UserError(f"input line {number} holds a sentence of {longest:,} characters, more than the "
+                            f"{MAX_SENTENCE_CHARS:,} translated at once; split it into shorter sentences")
+        pieces.append(group)
+    return pieces
+
+
 def translate_segments(translate: Callable[[list[str]], list[str]], segments: Sequence[str],
                        max_chars: int = SPLIT_CHARS) -> list[str]:
     """One output line per input segment: blank stays blank, long segments are split and rejoined."""
-    pieces: list[list[str]] = []
-    for segment in segments:
-        text = segment.strip()
-        pieces.append([] if not text else split_sentences(text) if len(text) > max_chars else [text])
+    pieces = segment_pieces(segments, max_chars)
     flat = translate([p for group in pieces for p in group]) if any(pieces) else []
     out, at = [], 0
     for group in pieces:
@@ -77,6 +93,22 @@ class Translator:
             lambda texts: engine.translate(texts, src, tgt, style=self.style, anchor=self.anchor,
                                            names=self.names),
             segments)
+
+    def stream(self, segments: Sequence[str], src: str, tgt: str, *, chunk: int = 32,
+               progress: bool = True) -> Iterator[str]:
+        """Translations in input order, `chunk` segments at a time, each chunk's lines as soon as
+        they are done; progress as a bar in a terminal, else a log line every 30 s."""
+        self.check(src, tgt)
+        segment_pieces(segments)  # a sentence too long is refused before any line is written
+        with progress_bar("rate", enabled=progress and bool(segments), transient=True) as bar:
+            task = bar.add_task(f"translating {src}→{tgt}", total=len(segments), rate="")
+            started = time.perf_counter()
+            for start in range(0, len(segments), chunk):
+                part = segments[start:start + chunk]
+                yield from self.translate(part, src, tgt)
+                done = start + len(part)
+                rate = done / max(time.perf_counter() - started, 1e-9)
+                bar.update(task, completed=done, rate=f"{rate:.2f} lines/s")
 
 
 def open_translator(run: Path | None = None, base_model: str | None = None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import json
+import logging
 import os
 import re
 import tempfile
@@ -18,12 +19,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from lowres_mt.errors import UserError
 from lowres_mt.io import atomic_dir, write_json
 from lowres_mt.vocab import VocabMap, keep_ids_for, trim_vocab
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_BASE", "REGISTRY", "VocabMap", "attach_lora", "cache_dir", "keep_ids_for", "load_base",
@@ -143,7 +147,39 @@ def _hub_snapshot(name: str) -> Path:
 
 def load_tokenizer(name_or_path: str, *, trust_remote_code: bool = False, prompt_format: str = "auto"):
     """The base model's tokenizer, rendering prompts in `prompt_format`; it always has a pad token."""
-    return _tokenizer_at(resolve_base(name_or_path), name_or_path, trust_remote_code, prompt_format)
+    return _load(name_or_path,
+                 lambda path: _tokenizer_at(path, name_or_path, trust_remote_code, prompt_format))
+
+
+def _load(name: str, load: Callable[[Path], Any]) -> Any:
+    """`load(folder)` of a base model. A model that needs its own code is refused, and a damaged
+    folder is named, in one line; a bundled model's converted folder that fails to load (truncated
+    weights, a garbled tokenizer) is converted again from its GGUF, once."""
+    from safetensors import SafetensorError
+
+    path = resolve_base(name)
+    try:
+        return load(path)
+    except UserError:
+        raise
+    except Exception as err:  # tokenizers reports a garbled tokenizer.json as a bare Exception
+        problem = f"{type(err).__name__}: {_first_line(err)}"
+        if isinstance(err, ValueError) and "trust_remote_code" in str(err):
+            raise UserError(f"base model '{name}' needs its own Python code (trust_remote_code), which "
+                            "lowres-mt never runs; use a model transformers supports natively") from None
+        if name not in REGISTRY:
+            if isinstance(err, (OSError, ValueError, SafetensorError)) or type(err) is Exception:
+                raise UserError(f"base model '{name}' cannot be loaded from {path} ({problem}); check "
+                                "or replace the files of that folder") from None
+            raise
+    log.warning("%s is damaged (%s); converting %s again from its GGUF", path, problem, name)
+    _bundled_folder(REGISTRY[name], force=True)
+    return load(path)
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else "no details"
 
 
 def resolve_prompt_format(name: str, tokenizer, requested: str = "auto") -> str:
@@ -180,9 +216,14 @@ def _tokenizer_at(path: Path, name: str, trust_remote_code: bool, prompt_format:
 def load_base(name_or_path: str, *, dtype: torch.dtype | str = torch.float32,
               trust_remote_code: bool = False, prompt_format: str = "auto"):
     """(model in eval mode, tokenizer) for a registry name, local folder or hub id."""
+    return _load(name_or_path, lambda path: _base_at(path, name_or_path, dtype, trust_remote_code,
+                                                     prompt_format))
+
+
+def _base_at(path: Path, name_or_path: str, dtype: torch.dtype | str, trust_remote_code: bool,
+             prompt_format: str):
     from transformers import AutoModelForCausalLM
 
-    path = resolve_base(name_or_path)
     tokenizer = _tokenizer_at(path, name_or_path, trust_remote_code, prompt_format)
     dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code)
@@ -281,6 +322,7 @@ def load_run(run_dir: Path | str, *, dtype: torch.dtype | str = torch.float32):
     if not (adapter / "adapter_config.json").is_file():
         raise UserError(f"run '{run_dir.name}' has no adapter yet (status: {info.get('status', '?')}); "
                         "finish training it first")
+    _check_adapter_files(adapter, run_dir.name)
     base = info.get("base_model") or cfg.base_model
     model, tokenizer = load_base(base, dtype=dtype, prompt_format=cfg.prompt_format)
     problem = _adapter_mismatch(adapter, model)
@@ -293,13 +335,35 @@ def load_run(run_dir: Path | str, *, dtype: torch.dtype | str = torch.float32):
                     "was it trained on another base?")
 
 
+def _check_adapter_files(adapter: Path, run: str) -> None:
+    """A damaged or pickle-only adapter is refused, before any model is loaded."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        config = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
+    except ValueError:
+        config = None
+    if not isinstance(config, dict):
+        raise UserError(f"run '{run}': {adapter / 'adapter_config.json'} is not a JSON object; the run "
+                        "folder is damaged: restore that file or train the run again")
+    weights = adapter / "adapter_model.safetensors"
+    if not weights.is_file():
+        found = ", ".join(sorted(p.name for p in adapter.glob("adapter_model*"))) or "no weights at all"
+        raise UserError(f"run '{run}': {adapter} has no adapter_model.safetensors ({found}); lowres-mt "
+                        "loads safetensors only (never pickles): save the adapter with safetensors")
+    try:
+        with safe_open(weights, framework="pt") as f:
+            f.keys()
+    except SafetensorError as err:
+        raise UserError(f"run '{run}': {weights} is damaged ({err}); restore it or train the run "
+                        "again") from None
+
+
 def _adapter_mismatch(adapter: Path, model) -> str | None:
     """A reason why the saved adapter's tensors do not fit `model`, or None."""
     from safetensors import safe_open
 
     weights = adapter / "adapter_model.safetensors"
-    if not weights.is_file():
-        return "adapter_model.safetensors is missing"
     modules = dict(model.named_modules())
     params = dict(model.named_parameters())
     with safe_open(weights, framework="pt") as f:
@@ -323,13 +387,14 @@ def _adapter_mismatch(adapter: Path, model) -> str | None:
 # Converting a bundled GGUF file into a Hugging Face folder
 
 
-def _bundled_folder(entry: BundledModel) -> Path:
+def _bundled_folder(entry: BundledModel, *, force: bool = False) -> Path:
+    """The converted folder of a bundled model; `force` converts it again (it was found damaged)."""
     target = cache_dir() / "models" / entry.name
-    if _is_current(target, entry):
+    if not force and _is_current(target, entry):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with _locked(target.parent / f".{entry.name}.lock"):
-        if not _is_current(target, entry):  # another process may have finished it meanwhile
+        if force or not _is_current(target, entry):  # another process may have finished it meanwhile
             _convert(entry, target)
     return target
 
@@ -346,7 +411,10 @@ def _is_current(target: Path, entry: BundledModel) -> bool:
     record = target / CONVERSION_RECORD
     if not record.is_file():
         return False
-    info = json.loads(record.read_text(encoding="utf-8"))
+    try:
+        info = json.loads(record.read_text(encoding="utf-8"))
+    except ValueError:  # a damaged record: the folder is converted again
+        return False
     installed = _installed_version(entry)
     return info.get("converter") == CONVERTER_VERSION and installed in (None, info.get("package_version"))
 

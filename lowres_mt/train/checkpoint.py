@@ -14,6 +14,7 @@ import os
 import random
 import re
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from lowres_mt.io import atomic_dir, write_json
 
 STEP_DIR = re.compile(r"^step-(\d+)$")
 ADAPTER_FILE = "adapter_model.safetensors"
+TORCH_FILES = ("optimizer.pt", "scheduler.pt", "rng.pt")
 
 
 def rng_state() -> dict:
@@ -71,6 +73,26 @@ def latest_checkpoint(folder: Path) -> Path | None:
     return found[-1][1] if found else None
 
 
+def checkpoint_problem(path: Path) -> str | None:
+    """What makes a checkpoint folder unusable (a file missing, truncated or garbled), or None.
+
+    Cheap: JSON parsed, safetensors header and torch zip directories read, no tensors loaded."""
+    from safetensors import SafetensorError, safe_open
+
+    missing = [name for name in ("state.json", f"adapter/{ADAPTER_FILE}", *TORCH_FILES) if not (path / name).is_file()]
+    if missing:
+        return f"{missing[0]} is missing"
+    try:
+        json.loads((path / "state.json").read_text(encoding="utf-8"))["step"]
+        with safe_open(path / "adapter" / ADAPTER_FILE, framework="pt") as f:
+            f.keys()
+        for name in TORCH_FILES:
+            zipfile.ZipFile(path / name).close()
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, SafetensorError) as err:
+        return f"a file cannot be read: {err}"
+    return None
+
+
 def remove_partial(folder: Path) -> None:
     """Delete what an interrupted write left behind (hidden temporary folders)."""
     if folder.is_dir():
@@ -98,6 +120,10 @@ def save_checkpoint(folder: Path, step: int, *, model, optimizer, scheduler, rng
 
 def load_checkpoint(path: Path, *, model, optimizer, scheduler, rank: int) -> dict:
     """Restore a checkpoint into live objects; returns its state.json."""
+    problem = checkpoint_problem(path)
+    if problem:
+        raise UserError(f"checkpoint {path} is incomplete or damaged ({problem}); delete that folder to "
+                        "resume from the one before it")
     state = json.loads((path / "state.json").read_text(encoding="utf-8"))
     weights = load_file(path / "adapter" / ADAPTER_FILE)
     try:

@@ -16,7 +16,7 @@ import yaml
 from lowres_mt.config import RecipeConfig, dump_recipe
 from lowres_mt.errors import UserError
 from lowres_mt.io import read_jsonl, write_json, write_text
-from lowres_mt.train.checkpoint import latest_checkpoint
+from lowres_mt.train.checkpoint import checkpoint_problem, latest_checkpoint, list_checkpoints
 
 DATA_SECTIONS_IGNORED = ("train", "lora", "eval")  # recipe parts that do not change data/
 
@@ -73,6 +73,15 @@ def check_run_dir(cfg: RecipeConfig, run_dir: Path, *, resume: bool) -> Path | N
     if checkpoint is not None and not resume:
         raise UserError(f"{run_dir} has a checkpoint ({checkpoint.name}); pass --resume to continue it, "
                         "or choose another --name")
+    if resume and checkpoint is None:
+        raise UserError(f"{run_dir} has no checkpoint to resume from (it stopped before the first one, "
+                        f"every train.save_every={cfg.train.save_every} steps); run the same command "
+                        "without --resume to train it from the start")
+    if resume and (problem := checkpoint_problem(checkpoint)):
+        earlier = [p.name for _, p in list_checkpoints(run_dir / "checkpoints")][:-1]
+        then = f"from {earlier[-1]}" if earlier else "from the start (without --resume)"
+        raise UserError(f"checkpoint {checkpoint} is incomplete or damaged ({problem}); delete that "
+                        f"folder to resume {then}")
     return checkpoint if resume else None
 
 

@@ -26,10 +26,16 @@ def _run(root, name, method, tokens=10000, recipe="en-is", weights=b"abc"):
 
 
 def test_missing_runs_become_notes(tmp_path):
-    systems, notes = resolve_systems(CFG, ["tell", "sft", "zero-shot", "nope"], tmp_path)
+    (tmp_path / "half-done").mkdir()  # a run folder without an adapter yet
+    systems, notes = resolve_systems(CFG, ["tell", "sft", "zero-shot", "half-done"], tmp_path)
     assert [s.name for s in systems] == ["zero-shot"]
     assert notes[0].startswith("tell: skipped — no trained run") and "--method tell" in notes[0]
-    assert notes[2].startswith("nope: skipped")
+    assert notes[2].startswith("half-done: skipped")
+
+
+def test_an_unknown_system_name_is_an_error(tmp_path):
+    with pytest.raises(UserError, match="unknown system 'nope'.*zero-shot"):
+        resolve_systems(CFG, ["zero-shot", "nope"], tmp_path)
 
 
 def test_runs_are_adapter_systems_identified_by_their_bytes(tmp_path):

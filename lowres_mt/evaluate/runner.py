@@ -140,6 +140,9 @@ def run_eval(cfg: RecipeConfig, *, systems: list[str] | None = None, sample: int
                     console.print(_job_line(result), markup=False, highlight=False)
     finally:
         maker.close()
+    if not outcome.results:
+        raise UserError(f"nothing was evaluated ({'; '.join(notes) or 'no job'}); {outcome.report} is "
+                        "left as it was")
     # the report covers every result stored for this recipe, this evaluation's replacing older ones
     stored = {r["path"]: r for r in load_results(root)}
     stored.update((r["path"], r) for r in outcome.results)

@@ -30,6 +30,7 @@ from lowres_mt.models import TRAIN_VOCABULARY
 from lowres_mt.train.rundir import default_run_name
 
 APERTIUM_MODES = {"is-en": "isl-eng"}
+BUILTIN = ("zero-shot", "icl", "icl-book", "copy", "apertium", "external")  # systems that are not runs
 
 
 def runs_dir() -> Path:
@@ -121,6 +122,9 @@ def resolve_systems(cfg: RecipeConfig, names: Sequence[str], runs: Path, *,
         else:
             method = name in METHODS
             run = runs / (default_run_name(cfg.name, name) if method else name)
+            if not method and not run.is_dir():
+                raise UserError(f"unknown system '{name}': use {', '.join((*BUILTIN, *METHODS))} or the "
+                                f"name of a run folder under {runs}")
             try:
                 systems.append(adapter_system(name, run))
             except FileNotFoundError:

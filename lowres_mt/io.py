@@ -69,18 +69,35 @@ def read_jsonl(path: Path | str) -> list[dict]:
     return [json.loads(line) for line in iter_lines(path) if line.strip()]
 
 
+OUTPUT_RECORD = ".lowres-mt-output.json"  # in every folder atomic_dir writes: the names it put there
+
+
 def check_replaceable(path: Path | str, marker: str) -> Path:
     """The real path (links resolved) of an output that may be (re)written: missing, an empty
-    folder, or a previous output of the same writer, recognised by `marker` inside it (a file or
-    folder only that writer creates). Anything else is refused before any work starts."""
+    folder, or a previous output holding nothing but what lowres-mt wrote there. (A folder
+    written before outputs kept a record is recognised by `marker`, a file only its writer
+    creates.) Anything else is refused before any work starts."""
     real = Path(os.path.realpath(path))
     if real.is_dir():
-        if not (real / marker).exists() and any(real.iterdir()):
-            raise UserError(f"{path} is a folder with files that lowres-mt did not write (it has no "
-                            f"{marker}); nothing was changed: choose a new or empty folder")
+        others = _unwritten(real, marker)
+        if others:
+            raise UserError(f"{path} is a folder with files that lowres-mt did not write ({others[0]}); "
+                            "nothing was changed: choose a new or empty folder")
     elif real.exists():
         raise UserError(f"{path} is a file, not a folder; nothing was changed: choose a folder path")
     return real
+
+
+def _unwritten(folder: Path, marker: str) -> list[str]:
+    names = sorted(set(os.listdir(folder)) - {OUTPUT_RECORD})
+    record = folder / OUTPUT_RECORD
+    if record.is_file() and not record.is_symlink():
+        try:
+            written = set(json.loads(record.read_text(encoding="utf-8")))
+        except (ValueError, TypeError):
+            written = set()
+        return [name for name in names if name not in written]
+    return names if names and marker not in names else []
 
 
 @contextlib.contextmanager
@@ -88,7 +105,7 @@ def atomic_dir(path: Path | str, *, marker: str) -> Iterator[Path]:
     """Yield a temporary folder beside `path`; on success it replaces `path` (old copy removed).
 
     `path` must pass `check_replaceable(path, marker)`; a link is written through (the folder it
-    points to is replaced, the link stays)."""
+    points to is replaced, the link stays). The new folder records what it holds (OUTPUT_RECORD)."""
     path = check_replaceable(path, marker)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(path)
@@ -97,6 +114,7 @@ def atomic_dir(path: Path | str, *, marker: str) -> Iterator[Path]:
     try:
         _lock(fd)
         yield tmp
+        write_json(tmp / OUTPUT_RECORD, sorted(os.listdir(tmp)))
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the usual folder mode
         if path.exists():
             # a fresh name for the old copy: a stale or planted `.name.old` can never be in the way

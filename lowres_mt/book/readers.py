@@ -121,7 +121,8 @@ def read_latex_wordlist(source: Source) -> list[Lexeme]:
 
 def read_cldf_lexemes(source: Source) -> list[Lexeme]:
     """Dictionaria entries.csv + senses.csv: one Lexeme per sense."""
-    return cldf.dictionaria_lexemes(read_text(source.paths[0]), read_text(source.paths[1]), source.languages[0], source.ref)
+    return cldf.dictionaria_lexemes(read_text(source.paths[0]), read_text(source.paths[1]),
+                                    source.languages[0], source.ref)
 
 
 def read_cldf_example_pairs(source: Source) -> list[Pair]:

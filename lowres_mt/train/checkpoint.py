@@ -79,7 +79,8 @@ def checkpoint_problem(path: Path) -> str | None:
     Cheap: JSON parsed, safetensors header and torch zip directories read, no tensors loaded."""
     from safetensors import SafetensorError, safe_open
 
-    missing = [name for name in ("state.json", f"adapter/{ADAPTER_FILE}", *TORCH_FILES) if not (path / name).is_file()]
+    names = ("state.json", f"adapter/{ADAPTER_FILE}", *TORCH_FILES)
+    missing = [name for name in names if not (path / name).is_file()]
     if missing:
         return f"{missing[0]} is missing"
     try:

@@ -16,7 +16,8 @@ def data(
     recipe: str = typer.Argument(..., help="recipe name (see `lowres-mt recipes list`) or YAML path"),
     overrides: list[str] = typer.Argument(None, help="KEY=VALUE overrides, e.g. task.tokens=20000"),
     method: str = typer.Option("tell", "--method", "-m", help="tell (anchor + general data) or sft (task only)"),
-    out: Path = typer.Option(None, "--out", help="output folder [default: runs/<recipe>-<method>/data]"),
+    out: Path = typer.Option(None, "--out", help="output folder: new, empty, or an earlier output of this "
+                             "command [default: runs/<recipe>-<method>/data]"),
 ) -> None:
     """Build train.jsonl/dev.jsonl (+ manifest) from the recipe's corpora."""
     from lowres_mt.data.build import build_dataset

@@ -71,6 +71,9 @@ def main() -> None:
         if message is None:
             raise
         _fail(message)
+    except typer.Abort:  # end of input where a command asked for some
+        err_console.print("aborted")
+        sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)

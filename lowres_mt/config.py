@@ -37,6 +37,21 @@ class TaskConfig:
     guard: tuple[str, ...] = ()  # every dev/test set whose sentences must never be trained on
     max_chars: int = 400  # drop training pairs with a side longer than this
     min_chars: int = 2
+    # quality filters (lowres_mt.data.filters), each counted per corpus in the data manifest
+    ratio_range: tuple[float, float] = (0.5, 2.0)  # keep pairs with chars(src) / chars(tgt) inside
+    min_letters: float = 0.5  # drop fragments: a side with fewer letters than this share of its
+    # letters, digits and symbols (`2016/EES/18/27`), or a table row; 0 = off
+    near_copies: bool = True  # drop pairs whose sides are (near-)copies of each other
+    langid: bool = True  # drop pairs with a side identified as another language (lowres_mt.langid)
+    langid_min_chars: int = 20  # shorter sides are not identified (unreliable on a few characters)
+
+    def __post_init__(self) -> None:
+        low, high = self.ratio_range
+        if not 0 <= low <= high:
+            raise UserError(f"task.ratio_range must be [low, high] with 0 <= low <= high, not "
+                            f"[{low}, {high}]")
+        if not 0 <= self.min_letters <= 1:
+            raise UserError(f"task.min_letters is a share between 0 and 1, not {self.min_letters}")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ from lowres_mt.langid import identify, is_supported
 
 
 def off_target(hyps: Sequence[str], tgt_lang: str) -> dict | None:
-    """{"rate", "languages": {code, "other" (none of the candidates) or "empty": count}}, or None (unsupported language)."""
+    """{"rate", "languages": {code, "other" (none of the candidates) or "empty": count}}, or
+    None when `tgt_lang` is not supported."""
     if not hyps or not is_supported(tgt_lang):
         return None
     found = [lang or ("other" if hyp.strip() else "empty") for hyp, lang in zip(hyps, identify(hyps))]

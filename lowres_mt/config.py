@@ -41,7 +41,22 @@ class TaskConfig:
     # times each task pair is shown; repetition e gives pair i direction (i + e) mod 2, so two
     # epochs show every pair in both directions. General data is seen once and its ratio counts
     # unique task tokens.
-    epochs: int = 1
+    epochs: int = at_least(1, 1)
+    # quality filters (lowres_mt.data.filters), each counted per corpus in the data manifest
+    ratio_range: tuple[float, float] = (0.5, 2.0)  # keep pairs with chars(src) / chars(tgt) inside
+    min_letters: float = 0.5  # drop fragments: a side with fewer letters than this share of its
+    # letters, digits and symbols (`2016/EES/18/27`), or a table row; 0 = off
+    near_copies: bool = True  # drop pairs whose sides are (near-)copies of each other
+    langid: bool = True  # drop pairs with a side identified as another language (lowres_mt.langid)
+    langid_min_chars: int = 20  # shorter sides are not identified (unreliable on a few characters)
+
+    def __post_init__(self) -> None:
+        low, high = self.ratio_range
+        if not 0 <= low <= high:
+            raise UserError(f"task.ratio_range must be [low, high] with 0 <= low <= high, not "
+                            f"[{low}, {high}]")
+        if not 0 <= self.min_letters <= 1:
+            raise UserError(f"task.min_letters is a share between 0 and 1, not {self.min_letters}")
 
 
 @dataclass(frozen=True)
@@ -98,8 +113,9 @@ class TrainConfig:
     save_every: int = 25  # steps between checkpoints (0: none); a kill loses at most these steps
     trim_vocab: bool = True
     threads: int = 0  # torch threads per process, 0 = all cores / processes on this machine
-    # frozen base weights: auto = bfloat16 where the hardware computes it natively (CPUs with
-    # avx512_bf16 or AMX, GPUs with bf16), float32 elsewhere; LoRA weights and optimizer stay fp32
+    # frozen base weights: auto = bfloat16 where it is faster (GPUs with bf16, CPUs with AMX;
+    # avx512_bf16 alone measured slower than fp32, see lowres_mt.precision), float32 elsewhere.
+    # LoRA weights and optimizer state stay fp32
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     keep: Literal["best", "last"] = "best"  # adapter/ holds the best-dev-chrF or the last weights
     scheduler: Literal["linear", "cosine", "constant"] = "cosine"  # learning-rate decay after warmup

@@ -1,5 +1,12 @@
-"""Which floating-point type the frozen base weights use: bfloat16 where the hardware computes it
-natively, float32 elsewhere (emulated bfloat16 is slower than float32)."""
+"""Which floating-point type the frozen base weights use: bfloat16 where it is known to be faster,
+float32 elsewhere.
+
+Measured on an AMD EPYC (Zen 4) CPU that reports `avx512_bf16`, torch 2.13, 2 threads: a
+1024×640 @ 640×2048 matmul ran at 300 GFLOP/s in float32 and 165 in bfloat16, and LoRA training of
+Gemma-3-270M at 320 tokens/s in float32, 205 with bfloat16 weights and 208 under autocast. So on a
+CPU only AMX tiles (`amx_bf16`, Intel Sapphire Rapids and later) count as native bf16; GPUs that
+support bf16 use it.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ from pathlib import Path
 import torch
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+BF16_CPU_FLAGS = ("amx_bf16",)
 
 
 def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
@@ -24,7 +31,7 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
 
 
 def native_bf16(device: torch.device | str) -> bool:
-    """Whether `device` computes bfloat16 matrix products in hardware."""
+    """Whether `device` computes bfloat16 matrix products faster than float32."""
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
@@ -34,7 +41,7 @@ def native_bf16(device: torch.device | str) -> bool:
 
 
 def dtype_name(name: str, device: torch.device | str) -> str:
-    """`auto` → "bfloat16" where `device` has native bf16, else "float32"; other names as given."""
+    """`auto` → "bfloat16" where `device` is faster in bf16, else "float32"; other names as given."""
     if name == "auto":
         return "bfloat16" if native_bf16(device) else "float32"
     return name

@@ -156,5 +156,40 @@ def test_task_epochs_show_every_pair_in_both_directions_and_keep_the_general_bud
     assert twice.tokens["general"] == once.tokens["general"]  # the ratio counts unique task tokens
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["task_unique"] == {"pairs": len(ids), "tokens": once.task_unique["tokens"], "epochs": 2}
-    with pytest.raises(UserError, match="task.epochs must be at least 1"):
+    with pytest.raises(UserError, match="task.epochs' must be at least 1"):
         build(tmp_path, tiny_tokenizer, name="none", cfg=recipe("task.epochs=0"))
+
+
+NOISY = [  # (src, tgt, the counter that drops it, or None when the pair is kept)
+    ("Hi.", "Hæ.", None),
+    ("Figures on employed persons in R&amp;D.", "Tölur um starfandi fólk við rannsóknir og þróun.", None),
+    ("The moisture content shall be indicated on the labelling.", "Tilgreina skal", "bad_ratio"),
+    ("(Text with EEA relevance)", "2016/EES/18/17", "fragments"),
+    ("Zoetis Českárepublika, s.r.o.", "Zoetis Česká republika, s.r.o.", "near_copies"),
+    ("On Monday the scientists announced a new tool.", "I mandags præsenterede forskerne et nyt værktøj.",
+     "wrong_language"),
+]
+
+
+def test_quality_filters_are_counted_per_corpus(corpora):
+    from lowres_mt.data.build import load_task_pool
+    from lowres_mt.data.guard import ContaminationGuard
+
+    corpora["toy:noisy"] = [Pair(s, t, "en", "is", "toy:noisy", str(i)) for i, (s, t, _) in enumerate(NOISY)]
+    stats, dropped = {}, []
+    pool = load_task_pool(recipe("task.train=[toy:noisy]"), ContaminationGuard(), stats, dropped)
+    assert [(p.src, p.tgt) for p in pool] == [
+        ("Hi.", "Hæ."), ("Figures on employed persons in R&D.", NOISY[1][1])]
+    entry = stats["toy:noisy"]
+    assert (entry.bad_ratio, entry.fragments, entry.near_copies, entry.wrong_language, entry.unescaped) == (1, 1, 1, 1, 1)
+    assert sorted((reason, p.id) for reason, p in dropped) == sorted(
+        (reason, str(i)) for i, (_, _, reason) in enumerate(NOISY) if reason)
+    off = recipe("task.train=[toy:noisy]", "task.ratio_range=[0, .inf]", "task.min_letters=0",
+                 "task.near_copies=false", "task.langid=false")
+    assert len(load_task_pool(off, ContaminationGuard(), {})) == len(NOISY)
+
+
+def test_quality_filter_counts_reach_the_manifest(tmp_path, tiny_tokenizer, corpora):
+    _, _, out = build(tmp_path, tiny_tokenizer)
+    manifest = json.loads((out / "manifest.json").read_text())["corpora"]["toy:train"]
+    assert {"bad_ratio", "fragments", "near_copies", "wrong_language", "unescaped"} <= set(manifest)

@@ -30,6 +30,8 @@ def result(system, kind, chrf, *, testset="flores200:devtest", direction="en-is"
                    "COMET": comet or {"score": None, "note": "n/a (no COMET model)"}},
         "significance": None if p is None else {"baseline": "sft", "p": {"BLEU": p, "chrF": p, "chrF++": p}},
         "timings": {"sentences_per_s": 2.5}, "path": f"{system}/x.json", "hypotheses": "x.txt",
+        "off_target": None if direction.endswith("kgv") else {"rate": 0.125, "languages": {"is": 175, "da": 25}},
+        "copies": {"rate": 0.02, "count": 4},
     }
 
 
@@ -52,15 +54,25 @@ def test_markdown_tables_scores_comet_and_significance():
     assert md.startswith("# Evaluation: en-is")
     assert "- tell: skipped — no run" in md
     assert "## flores200:devtest en→is (n=200)" in md and "## flores200:devtest is→en (n=200)" in md
-    assert "| tell | 12.5 ± 1.0 | 37.5 ± 1.0 | 36.5 ± 1.0 | 0.7123 | 0.200 | 2.50 |" in md
-    assert "| zero-shot | 6.7 ± 1.0 | 20.0 ± 1.0 | 19.0 ± 1.0 | n/a (no COMET model) | 0.001 * | 2.50 |" in md
-    assert "| sft | 11.7 ± 1.0 | 35.0 ± 1.0 | 34.0 ± 1.0 | n/a (no COMET model) | baseline | 2.50 |" in md
+    assert "| tell | 12.5 ± 1.0 | 37.5 ± 1.0 | 36.5 ± 1.0 | 0.7123 | 12.5% | 2.0% | 0.200 | 2.50 |" in md
+    assert "| zero-shot | 6.7 ± 1.0 | 20.0 ± 1.0 | 19.0 ± 1.0 | n/a (no COMET model) | 12.5% | 2.0% | 0.001 * | 2.50 |" in md
+    assert "| sft | 11.7 ± 1.0 | 35.0 ± 1.0 | 34.0 ± 1.0 | n/a (no COMET model) | 12.5% | 2.0% | baseline | 2.50 |" in md
+    assert "| system | BLEU | chrF | chrF++ | COMET | off-target | copies | p (chrF vs sft) | sent/s |" in md
     assert "| wmt21:Mideind |" in md and "| – |\n" in md  # no speed for submitted outputs
     overview = md.split("## chrF overview")[1].split("\n## ")[0]
     assert "| system | flores200:devtest en→is | flores200:devtest is→en | wmt21:en-is en→is |" in overview
     assert "| sft | 35.0 ± 1.0 | – | – |" in overview
     assert "nw:0" in md.split("## Signatures")[1]
     assert "_baseline" not in json.dumps(RESULTS)  # rendering leaves the results untouched
+
+
+def test_rates_show_a_dash_for_an_unknown_target_language_and_for_old_results():
+    kgv = result("tell", "adapter", 20.0, direction="en-kgv")
+    old = result("tell", "adapter", 20.0, direction="is-en")
+    del old["off_target"], old["copies"]
+    md = render_markdown([kgv, old], [], CFG, [])
+    assert "| tell | 6.7 ± 1.0 | 20.0 ± 1.0 | 19.0 ± 1.0 | n/a (no COMET model) | – | 2.0% |" in md
+    assert "| tell | 6.7 ± 1.0 | 20.0 ± 1.0 | 19.0 ± 1.0 | n/a (no COMET model) | – | – |" in md
 
 
 def test_empty_results_render():

@@ -186,7 +186,19 @@ def test_copy_system_scores_the_sources_themselves(tmp_path, fake_corpora, tiny_
     sources = {s for s, _ in TEST}
     assert len(hyps) == 4 and set(hyps) <= sources
     assert en_is["kind"] == "copy" and 0 < en_is["scores"]["chrF"]["score"] < 100
+    assert en_is["copies"] == {"rate": 1.0, "count": 4}
+    assert en_is["off_target"]["rate"] == 1.0  # English sources are no Icelandic
     assert "| copy |" in (tmp_path / "toy" / "REPORT.md").read_text(encoding="utf-8")
+    # a result stored before the rates existed gets them on a rerun that reuses its hypotheses
+    path = tmp_path / "toy" / en_is["path"]
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    del stored["off_target"], stored["copies"]
+    path.write_text(json.dumps(stored), encoding="utf-8")
+    again = run_eval(cfg, results_root=tmp_path, runs_root=tmp_path, maker=_maker(cfg, tiny_tokenizer),
+                     progress=False)
+    assert again.generated == 0
+    refilled = json.loads(path.read_text(encoding="utf-8"))
+    assert refilled["copies"] == en_is["copies"] and refilled["off_target"] == en_is["off_target"]
 
 
 def test_a_new_baseline_output_refreshes_the_stored_p_values_of_the_others(tmp_path, fake_corpora,

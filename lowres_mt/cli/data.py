@@ -33,10 +33,13 @@ def data(
 
 def render_report(report) -> None:
     corpora = Table(title=f"corpora ({report.guard_size} protected dev/test sentences)")
-    for col in ("corpus", "read", "length-filtered", "duplicates", "contaminated", "used"):
+    for col in ("corpus", "read", "length-filtered", "duplicates", "contaminated", "bad ratio",
+                "fragments", "near-copies", "wrong language", "used"):
         corpora.add_column(col, justify="left" if col == "corpus" else "right")
     for ref, s in report.corpora.items():
-        corpora.add_row(ref, *(str(v) for v in (s.read, s.too_long_or_short, s.duplicates, s.contaminated, s.used)))
+        corpora.add_row(ref, *(str(v) for v in (s.read, s.too_long_or_short, s.duplicates, s.contaminated,
+                                                s.bad_ratio, s.fragments, s.near_copies, s.wrong_language,
+                                                s.used)))
     console.print(corpora)
     mix = Table(title=f"{report.method} training mix (content tokens)")
     for col in ("part", "examples", "tokens", "share"):

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from lowres_mt.config import RecipeConfig, dump_recipe
+from lowres_mt.config import RecipeConfig, TaskConfig, dump_recipe
+from lowres_mt.data import filters
 from lowres_mt.data.guard import ContaminationGuard, guard_from_sets
 from lowres_mt.data.prompts import example_messages, style_for
 from lowres_mt.data.records import Example, Instruction, Pair
@@ -39,6 +40,11 @@ class CorpusStats:
     too_long_or_short: int = 0
     duplicates: int = 0
     contaminated: int = 0
+    bad_ratio: int = 0  # quality filters (lowres_mt.data.filters); a pair counts under the first
+    fragments: int = 0  # filter that drops it
+    near_copies: int = 0
+    wrong_language: int = 0
+    unescaped: int = 0  # pairs kept with their HTML entities decoded
     used: int = 0
     files: list[dict] = field(default_factory=list)
 
@@ -83,8 +89,6 @@ def build_dataset(cfg: RecipeConfig, *, method: str, out_dir: Path, tokenizer=No
     """Build and write the training set for `method` under `out_dir` (replaced atomically)."""
     if method not in METHODS:
         raise UserError(f"unknown method '{method}' (use one of: {', '.join(METHODS)})")
-    if cfg.task.epochs < 1:
-        raise UserError(f"task.epochs must be at least 1 (got {cfg.task.epochs})")
     check_replaceable(out_dir, OUTPUT_MARKER)  # before any work: never replace a folder we did not write
     if count_tokens is None:
         if tokenizer is None:
@@ -130,33 +134,63 @@ def protected_sets(cfg: RecipeConfig) -> list[str]:
     return list(dict.fromkeys(refs))
 
 
-def load_task_pool(cfg: RecipeConfig, guard: ContaminationGuard,
-                   stats: dict[str, CorpusStats]) -> list[Pair]:
-    """All usable training pairs: length-filtered, de-duplicated, contamination-free."""
+def load_task_pool(cfg: RecipeConfig, guard: ContaminationGuard, stats: dict[str, CorpusStats],
+                   dropped: list[tuple[str, Pair]] | None = None) -> list[Pair]:
+    """All usable training pairs: length-filtered, de-duplicated, contamination-free, and through
+    the quality filters (length ratio, fragments, near-copies, language). `dropped`, when given,
+    receives (counter, pair) for every pair left out."""
     if not cfg.task.train:
         raise UserError("the recipe names no training corpora (task.train is empty)")
     pool: list[Pair] = []
     seen: set[tuple[str, str]] = set()
     for ref in cfg.task.train:
         records, entry = load_counted(ref, Pair, "task.train", "sentence pairs", stats)
-        for pair in records:
-            if not (cfg.task.min_chars <= min(len(pair.src), len(pair.tgt))
-                    and max(len(pair.src), len(pair.tgt)) <= cfg.task.max_chars):
-                entry.too_long_or_short += 1
-                continue
-            key = (pair.src.strip(), pair.tgt.strip())
-            if key in seen:
-                entry.duplicates += 1
-                continue
-            seen.add(key)
-            if not guard.is_clean(pair):
-                entry.contaminated += 1
-                continue
-            pool.append(pair)
+        kept: list[Pair] = []
+        for record in records:
+            pair = filters.unescape_entities(record)
+            entry.unescaped += pair is not record
+            reason = drop_reason(pair, cfg.task, seen, guard)
+            if reason:
+                setattr(entry, reason, getattr(entry, reason) + 1)
+                if dropped is not None:
+                    dropped.append((reason, pair))
+            else:
+                kept.append(pair)
+        if cfg.task.langid:
+            wrong = filters.wrong_language(kept, cfg.task.langid_min_chars)
+            entry.wrong_language = sum(wrong)
+            if dropped is not None:
+                dropped.extend(("wrong_language", pair) for pair, bad in zip(kept, wrong) if bad)
+            kept = [pair for pair, bad in zip(kept, wrong) if not bad]
+        pool.extend(kept)
     if not pool:
-        raise UserError("no training pairs left after length, duplicate and contamination filtering; "
-                        "check task.train, task.min_chars/max_chars and task.guard")
+        raise UserError("no training pairs left after length, duplicate, contamination and quality "
+                        "filtering; check task.train, task.min_chars/max_chars, task.guard and the "
+                        "task quality settings (ratio_range, min_letters, near_copies, langid)")
     return pool
+
+
+def drop_reason(pair: Pair, task: TaskConfig, seen: set[tuple[str, str]],
+                guard: ContaminationGuard) -> str | None:
+    """The CorpusStats counter of the first filter that drops `pair`, or None to keep it. A pair
+    that passes the length filter is remembered in `seen` for the duplicate check."""
+    if not (task.min_chars <= min(len(pair.src), len(pair.tgt))
+            and max(len(pair.src), len(pair.tgt)) <= task.max_chars):
+        return "too_long_or_short"
+    key = (pair.src.strip(), pair.tgt.strip())
+    if key in seen:
+        return "duplicates"
+    seen.add(key)
+    if not guard.is_clean(pair):
+        return "contaminated"
+    if filters.bad_ratio(pair, task.ratio_range):
+        return "bad_ratio"
+    if task.min_letters > 0 and (filters.is_fragment(pair.src, task.min_letters)
+                                 or filters.is_fragment(pair.tgt, task.min_letters)):
+        return "fragments"
+    if task.near_copies and filters.is_near_copy(pair.tgt, pair.src):
+        return "near_copies"
+    return None
 
 
 def costed_in_random_order(pool: Sequence[T], text_of: Callable[[T], str], count_tokens: TokenCounter,

@@ -64,6 +64,10 @@ def fmt_comet(score: dict | None) -> str:
     return f"{score['score']:.4f}"
 
 
+def fmt_rate(rate: dict | None) -> str:
+    return f"{100 * rate['rate']:.1f}%" if rate else "–"
+
+
 def fmt_p(result: dict, metric: str = "chrF") -> str:
     sig = result.get("significance")
     if not sig:
@@ -109,7 +113,8 @@ def detail_rows(group: list[dict], order: list[str]) -> list[list[str]]:
     for r in sorted(group, key=lambda r: order.index(r["system"])):
         speed = r.get("timings", {}).get("sentences_per_s")
         rows.append([r["system"], *(fmt_score(r["scores"].get(m)) for m in METRIC_NAMES),
-                     fmt_comet(r["scores"].get("COMET")), fmt_p(r),
+                     fmt_comet(r["scores"].get("COMET")), fmt_rate(r.get("off_target")),
+                     fmt_rate(r.get("copies")), fmt_p(r),
                      f"{speed:.2f}" if speed and r["kind"] not in ("external", "copy") else "–"])
     return rows
 
@@ -147,11 +152,15 @@ def render_markdown(results: list[dict], notes: list[str], cfg: RecipeConfig,
                                    published_rows(cfg)), ""]
     for title, group in _groups(results).items():
         lines += [f"## {title} (n={group[0]['n']})", ""]
-        lines += _markdown_table(["system", *METRIC_NAMES, "COMET", f"p (chrF vs {baseline})", "sent/s"],
+        lines += _markdown_table(["system", *METRIC_NAMES, "COMET", "off-target", "copies",
+                                  f"p (chrF vs {baseline})", "sent/s"],
                                  detail_rows(group, order))
         lines.append("")
     lines += [f"p: paired bootstrap resampling against `{baseline}` ({cfg.eval.bootstrap} resamples, "
-              f"sacrebleu); * marks p < {ALPHA}. `–` where no `{baseline}` result exists.", ""]
+              f"sacrebleu); * marks p < {ALPHA}. `–` where no `{baseline}` result exists.", "",
+              "off-target: hypotheses not identified as the target language (lingua; empty ones "
+              "count), `–` where the identifier does not know it. copies: hypotheses that repeat "
+              "their source (equal after normalisation, or sentence chrF ≥ 80 against it).", ""]
     if plots:
         lines += ["## Plots", "", *(f"![{p.stem}](plots/{p.name})" for p in plots), ""]
     lines += ["## Signatures", ""]

@@ -1,8 +1,9 @@
 """`lowres-mt eval`: systems × test sets × directions on a seeded sample, scored, cached, reported.
 
-Writes results/<recipe>/<system>/<testset>.<direction>.json and .txt (hypotheses, one per line
-in sample order), then results/<recipe>/REPORT.md and PNG plots. Results whose cache keys match
-(see `cache`) are reused, so a rerun with nothing changed only re-renders the report.
+Writes results/<recipe>/<system>/<testset>.<direction>.json (scores, off-target and copy rates)
+and .txt (hypotheses, one per line in sample order), then results/<recipe>/REPORT.md and PNG
+plots. Results whose cache keys match (see `cache`) are reused, so a rerun with nothing changed
+only re-renders the report (the rates are recomputed from the hypotheses every time).
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from rich.console import Console
 from lowres_mt.config import RecipeConfig
 from lowres_mt.data.records import Pair
 from lowres_mt.errors import UserError
-from lowres_mt.evaluate import cache, metrics
+from lowres_mt.evaluate import cache, metrics, rates
 from lowres_mt.evaluate.comet import NO_COMET
 from lowres_mt.evaluate.generate import HypothesisMaker
-from lowres_mt.evaluate.report import load_results, write_report
+from lowres_mt.evaluate.report import fmt_rate, load_results, write_report
 from lowres_mt.evaluate.systems import System, external_outputs, resolve_systems, runs_dir
 from lowres_mt.io import write_json, write_text
 from lowres_mt.translate import DecodeSettings
@@ -191,6 +192,8 @@ def _evaluate(job: Job, cfg: RecipeConfig, settings: DecodeSettings, maker: Hypo
                    "num_beams": settings.num_beams, "stop_repeats": settings.stop_repeats,
                    **({"train_vocabulary": True} if settings.train_vocabulary and job.system.kind == "adapter" else {})},
         "scores": scores, "significance": old.get("significance") if reuse else None,
+        "off_target": rates.off_target(hyps, job.pairs[0].tgt_lang),
+        "copies": rates.copies([p.src for p in job.pairs], hyps),
         "guard_dropped": (old.get("guard_dropped") if reuse else maker.guard_dropped.get(job.direction))
         if system.kind == "icl" else None,
         "timings": timings, "hypotheses": hyp_path.name, "hyp_sha256": hyp_sha,
@@ -205,8 +208,9 @@ def _job_line(result: dict) -> str:
     chrf, timings = result["scores"]["chrF"], result["timings"]
     generated = "sentences_per_s" in timings and result["kind"] not in ("external", "apertium", "copy")
     speed = f", {timings['sentences_per_s']} sent/s" if generated else ""
-    return (f"{result['system']} {result['testset']} {result['direction']}: chrF {chrf['score']:.1f} "
-            f"({result['n']} sentences{speed})")
+    off = f", off-target {fmt_rate(result['off_target'])}" if result["off_target"] else ""
+    return (f"{result['system']} {result['testset']} {result['direction']}: chrF {chrf['score']:.1f}"
+            f"{off}, copies {fmt_rate(result['copies'])} ({result['n']} sentences{speed})")
 
 
 def _hypotheses(job: Job, gen_key: str, old: dict, maker: HypothesisMaker,

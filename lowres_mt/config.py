@@ -96,6 +96,16 @@ class GeneralConfig:
 
 
 @dataclass(frozen=True)
+class MonoConfig:
+    """Target-language monolingual text, learned as plain text (loss on every token) by every
+    method: the model practises writing the language it has to translate into."""
+
+    corpora: tuple[str, ...] = ()  # monolingual corpus set refs
+    ratio: float = at_least(0, 0.0)  # monolingual tokens = ratio × unique task tokens (0 = none)
+    max_tokens: int = at_least(1, 256)  # drop longer texts (tokens)
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     method: Literal["tell", "sft", "tell+book"] = "tell"
     epochs: float = 1.0
@@ -205,6 +215,7 @@ class RecipeConfig:
     task: TaskConfig = TaskConfig()
     anchor: AnchorConfig = AnchorConfig()
     general: GeneralConfig = GeneralConfig()
+    mono: MonoConfig = MonoConfig()
     train: TrainConfig = TrainConfig()
     lora: dict[str, Any] = field(default_factory=dict)  # passed straight to peft.LoraConfig
     eval: EvalConfig = EvalConfig()

@@ -10,7 +10,7 @@ import lowres_mt.corpora
 from lowres_mt.config import load_recipe
 from lowres_mt.data.build import build_dataset, token_counter
 from lowres_mt.data.guard import normalize
-from lowres_mt.data.records import Instruction, Message, Pair
+from lowres_mt.data.records import Instruction, Message, Pair, Text
 from lowres_mt.errors import UserError
 
 WORDS = "cat dog house river stone bird tree ship sun moon road fire".split()
@@ -42,10 +42,13 @@ def corpora(monkeypatch):
         "toy:test": fake_pairs("toy:test", 30, 4),
         "gen:a": fake_instructions("gen:a", 600),
         "gen:b": fake_instructions("gen:b", 300),
+        "mono:is": [Text(" ".join(IS_WORDS[(i + j) % 12] for j in range(5)) + f" {i}.", "is", "mono:is", str(i))
+                    for i in range(300)],
     }
     # contaminate: a test sentence also sits in the training data (with a trivial variation)
     leaked = sets["toy:test"][0]
     sets["toy:train"].append(Pair(leaked.src.upper(), "eitthvað annað", "en", "is", "toy:train", "leak"))
+    sets["mono:is"].append(Text(leaked.tgt, "is", "mono:is", "leak"))
 
     def load_set(ref):
         if ref not in sets:
@@ -53,7 +56,7 @@ def corpora(monkeypatch):
         return list(sets[ref])
 
     def set_info(ref):
-        role = "general" if ref.startswith("gen") else "train"
+        role = "general" if ref.startswith("gen") else "monolingual" if ref.startswith("mono") else "train"
         return SimpleNamespace(ref=ref, role=role, files=(SimpleNamespace(path=f"{ref}.txt", sha256="0" * 64),))
 
     monkeypatch.setattr(lowres_mt.corpora, "load_set", load_set)
@@ -193,3 +196,16 @@ def test_quality_filter_counts_reach_the_manifest(tmp_path, tiny_tokenizer, corp
     _, _, out = build(tmp_path, tiny_tokenizer)
     manifest = json.loads((out / "manifest.json").read_text())["corpora"]["toy:train"]
     assert {"bad_ratio", "fragments", "near_copies", "wrong_language", "unescaped"} <= set(manifest)
+
+
+def test_monolingual_text_is_an_answer_only_example_within_its_budget(tmp_path, tiny_tokenizer, corpora):
+    report, rows, _ = build(tmp_path, tiny_tokenizer, "sft", cfg=recipe("mono.corpora=[mono:is]", "mono.ratio=0.5"))
+    mono = [r for r in rows if r["role"] == "mono"]
+    assert mono and all([m["role"] for m in r["messages"]] == ["assistant"] for r in mono)
+    assert report.tokens["mono"] == pytest.approx(0.5 * report.task_unique["tokens"], rel=0.1)
+    assert report.corpora["mono:is"].contaminated == 1  # a test sentence never becomes training text
+    assert "leak" not in {r["id"].split("#")[1] for r in mono}
+    _, none, _ = build(tmp_path, tiny_tokenizer, "sft", name="none")
+    assert not [r for r in none if r["role"] == "mono"]
+    with pytest.raises(UserError, match="mono.corpora is empty"):
+        build(tmp_path, tiny_tokenizer, "sft", name="empty", cfg=recipe("mono.ratio=1"))

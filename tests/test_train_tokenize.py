@@ -93,3 +93,18 @@ def test_a_tokenizer_without_chat_template_is_a_user_error():
     bare.chat_template = None
     with pytest.raises(UserError, match="chat template"):
         tokenize_example(bare, CHAT, max_length=64)
+
+
+def test_text_format_labels_the_answer_and_its_eos_and_a_lone_text_entirely(tiny_tokenizer):
+    import copy
+
+    from lowres_mt.models import TEXT_TEMPLATE
+
+    text_tokenizer = copy.deepcopy(tiny_tokenizer)
+    text_tokenizer.chat_template = TEXT_TEMPLATE
+    example, _ = tokenize_example(text_tokenizer, CHAT, 256)
+    eos = text_tokenizer.eos_token
+    assert labelled_text(text_tokenizer, example) == [CHAT[1]["content"] + eos]
+    mono, _ = tokenize_example(text_tokenizer, [{"role": "assistant", "content": "Kötturinn sefur."}], 256)
+    assert labelled_text(text_tokenizer, mono) == ["Kötturinn sefur." + eos]
+    assert mono.labels[0] == IGNORE  # only <bos> is unlabelled

@@ -2,7 +2,8 @@
 
 Stages, each seeded: load → clean (length, duplicates) → contamination guard → sample to the
 task-token budget → anchor/plain prompts (both directions) → general data up to `ratio` × task
-tokens (tell, tell+book) → grammar-book tasks up to `book.ratio` × task tokens (tell+book) →
+tokens (tell, tell+book) → target-language monolingual text up to `mono.ratio` × task tokens
+(every method) → grammar-book tasks up to `book.ratio` × task tokens (tell+book) →
 shuffle together → write train.jsonl, dev.jsonl, manifest.json, config.yaml atomically.
 
 Token budgets count *content* tokens (source + target of a pair; all turns of an instruction
@@ -23,7 +24,7 @@ from lowres_mt.config import RecipeConfig, TaskConfig, dump_recipe
 from lowres_mt.data import filters
 from lowres_mt.data.guard import ContaminationGuard, guard_from_sets
 from lowres_mt.data.prompts import example_messages, style_for
-from lowres_mt.data.records import Example, Instruction, Pair
+from lowres_mt.data.records import Example, Instruction, Message, Pair, Text
 from lowres_mt.errors import UserError
 from lowres_mt.io import atomic_dir, check_replaceable, read_jsonl, write_json, write_jsonl
 
@@ -110,6 +111,9 @@ def build_dataset(cfg: RecipeConfig, *, method: str, out_dir: Path, tokenizer=No
     if method.startswith("tell") and cfg.general.ratio > 0:
         budget = round(cfg.general.ratio * sum(pair_tokens))
         general = general_examples(cfg, budget, count_tokens, rng, stats)
+    mono: list[tuple[Example, int]] = []
+    if cfg.mono.ratio > 0:
+        mono = mono_examples(cfg, round(cfg.mono.ratio * sum(pair_tokens)), count_tokens, guard, rng, stats)
     book: list[tuple[Example, int]] = []
     if method == "tell+book":
         from lowres_mt.book.aux_tasks import book_examples
@@ -118,7 +122,7 @@ def build_dataset(cfg: RecipeConfig, *, method: str, out_dir: Path, tokenizer=No
         for example, _ in book:
             stats.setdefault(example.corpus, CorpusStats(example.corpus)).used += 1
 
-    mixed = task + general + book
+    mixed = task + general + mono + book
     rng.shuffle(mixed)
     dev = dev_examples(cfg, method, random.Random(cfg.seed + 1))
     tokens, counts = tally(mixed)
@@ -267,6 +271,39 @@ def general_examples(cfg: RecipeConfig, budget: int, count_tokens: TokenCounter,
     if total < budget:
         raise UserError(f"the general corpora hold only {total} usable tokens, fewer than the "
                         f"{budget} asked for; lower general.ratio or add corpora to general.corpora")
+    return out
+
+
+def mono_examples(cfg: RecipeConfig, budget: int, count_tokens: TokenCounter, guard: ContaminationGuard,
+                  rng: random.Random, stats: dict[str, CorpusStats]) -> list[tuple[Example, int]]:
+    """Monolingual texts as answer-only examples (every token learned) until `budget` tokens;
+    texts of a protected dev/test set are dropped like contaminated pairs."""
+    if not cfg.mono.corpora:
+        raise UserError("mono.ratio is above 0 but mono.corpora is empty; name monolingual sets or set "
+                        "mono.ratio=0")
+    pool: list[Text] = []
+    for ref in cfg.mono.corpora:
+        records, entry = load_counted(ref, Text, "mono.corpora", "monolingual texts", stats)
+        for text in records:
+            if guard.contains(text.text):
+                entry.contaminated += 1
+            else:
+                pool.append(text)
+    out: list[tuple[Example, int]] = []
+    total = 0
+    for text, cost in costed_in_random_order(pool, lambda t: t.text, count_tokens, rng):
+        if total >= budget:
+            break
+        if cost > cfg.mono.max_tokens:
+            stats[text.corpus].too_long_or_short += 1
+            continue
+        out.append((Example((Message("assistant", text.text),), "mono", None, text.corpus,
+                            f"{text.corpus}#{text.id}"), cost))
+        stats[text.corpus].used += 1
+        total += cost
+    if total < budget:
+        raise UserError(f"the monolingual corpora hold only {total} usable tokens, fewer than the "
+                        f"{budget} asked for; lower mono.ratio or add sets to mono.corpora")
     return out
 
 

@@ -69,7 +69,7 @@ class Example:
     """A training/dev example as written to train.jsonl: chat messages plus bookkeeping."""
 
     messages: tuple[Message, ...]
-    role: str  # "task" | "general" | "book"
+    role: str  # "task" | "general" | "mono" | "book"
     direction: str | None = None
     corpus: str = ""
     id: str = ""

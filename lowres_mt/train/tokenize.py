@@ -58,8 +58,15 @@ def assistant_spans(tokenizer, messages: Sequence[dict]) -> tuple[str, list[tupl
     for i, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
-        prompt = _render(tokenizer, messages[:i], generation_prompt=True)
         upto = _render(tokenizer, messages[: i + 1])
+        if i:
+            prompt = _render(tokenizer, messages[:i], generation_prompt=True)
+        else:  # a lone text (monolingual data): templates cannot render an empty conversation
+            found = upto.find(message["content"].strip())
+            if found < 0:
+                raise UserError("the chat template changes a lone assistant text; monolingual "
+                                "examples need a template that keeps it verbatim")
+            prompt = upto[:found]
         start, end = len(prompt), len(upto.rstrip())
         if not (text.startswith(prompt) and text.startswith(upto)) or end <= start:
             raise UserError("the chat template does not render conversations prefix by prefix; "

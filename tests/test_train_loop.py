@@ -95,6 +95,9 @@ def test_training_updates_every_lora_weight_and_no_base_weight(tmp_path, tiny_mo
     assert start["vocab"] < start["full_vocab"]  # trained on a trimmed vocabulary
     assert [e["step"] for e in events if e["event"] == "train"] == [1, 2, 3, 4]
     assert [e["step"] for e in events if e["event"] == "eval"] == [2, 4]
+    translated = [json.loads(line) for line in (run_dir / "dev_translations.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in translated] == [2] * 4 + [4] * 4  # 2 dev sentences per direction
+    assert {r["direction"] for r in translated} == {"en-is", "is-en"} and all("hyp" in r for r in translated)
     assert all(e["tokens_per_s"] > 0 and e["lr"] >= 0 for e in events if e["event"] == "train")
     assert json.loads((run_dir / "run.json").read_text())["status"] == "done"
     trained = {n.replace(".default", ""): p for n, p in lora.items()}

@@ -147,7 +147,7 @@ class Translator:
 
 
 def dev_chrf(translator: Translator, samples: Sequence[DevSample], max_new_tokens: int) -> dict:
-    """chrF of the greedy translations, overall and per direction."""
+    """chrF of the greedy translations, overall and per direction, and the translations."""
     hyps = translator.translate(samples, max_new_tokens)
     by_direction: dict[str, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
     for sample, hyp in zip(samples, hyps, strict=True):
@@ -159,4 +159,6 @@ def dev_chrf(translator: Translator, samples: Sequence[DevSample], max_new_token
         "dev_chrf": round(chrf.corpus_score(hyps, [[s.tgt for s in samples]]).score, 2),
         "dev_chrf_by_direction": {d: round(chrf.corpus_score(h, [r]).score, 2) for d, (h, r) in by_direction.items()},
         "dev_example": {"src": samples[0].src, "hyp": hyps[0], "ref": samples[0].tgt} if samples else None,
+        "translations": [{"direction": f"{s.src_lang}-{s.tgt_lang}", "src": s.src, "hyp": h, "ref": s.tgt}
+                         for s, h in zip(samples, hyps, strict=True)],
     }

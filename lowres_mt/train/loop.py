@@ -92,6 +92,7 @@ def train(cfg: RecipeConfig, *, run_dir: Path, resume: bool = False, progress: b
                             f"resume with processes × train.grad_accum = {state.get('group')}")
         start = state["step"]
     log = MetricsLog(run_dir / "metrics.jsonl", resume_step=start if checkpoint else None)
+    translations = MetricsLog(run_dir / "dev_translations.jsonl", resume_step=start if checkpoint else None)
     if main and checkpoint is None:
         log.append({"event": "start", "step": 0, "total_steps": total, "processes": acc.num_processes,
                     "packing": prep.pack, "vocab": prep.vocab_size, "full_vocab": len(tokenizer),
@@ -107,7 +108,11 @@ def train(cfg: RecipeConfig, *, run_dir: Path, resume: bool = False, progress: b
                  "dev_loss": round(sums[0].item() / sums[1].item(), 4) if sums[1] > 0 else None}
         if main and samples:
             max_new = min(cfg.eval.max_new_tokens, 8 + 2 * max(len(tokenizer(s.tgt)["input_ids"]) for s in samples))
-            event.update(dev_chrf(translator, samples, max_new))
+            scores = dev_chrf(translator, samples, max_new)
+            for row in scores.pop("translations"):
+                translations.append({"step": step, **row}, write=False)
+            translations.flush()
+            event.update(scores)
             best = rundir.read_run_info(run_dir).get("best_dev_chrf")
             if tc.keep == "best" and (best is None or event["dev_chrf"] > best):
                 save_adapter(acc.unwrap_model(module).model, run_dir / "adapter", vocabulary=translator.new_to_old)

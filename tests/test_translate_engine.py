@@ -317,3 +317,23 @@ def test_a_training_vocabulary_limits_every_generated_token(model, tokenizer, nu
     outs = limited._generate(rows)
     assert all(outs) and not {t for out in outs for t in out} & generated
     assert set(limited.stop_ids) <= set(limited.allowed.tolist())  # answers can always end
+
+
+def test_repetition_controls_act_on_the_answer_only(model, tokenizer):
+    rows = _prompt_rows(tokenizer, SOURCES[:4])
+    tables = StopTables(tokenizer)
+    free = greedy_decode(model, rows, pad_id=0, max_new_tokens=24, stop_ids=[], tables=tables)
+
+    def bigrams(ids):
+        return [tuple(ids[i:i + 2]) for i in range(len(ids) - 1)]
+
+    assert any(len(set(bigrams(r))) < len(bigrams(r)) for r in free)  # the random model repeats itself
+    settings = DecodeSettings(no_repeat_ngram=2, max_new_tokens=24)
+    limited = greedy_decode(model, rows, pad_id=0, max_new_tokens=24, stop_ids=[], tables=tables,
+                            processors=settings.processors())
+    assert all(len(set(bigrams(r))) == len(bigrams(r)) for r in limited)
+    one_row = greedy_decode(model, rows[:1], pad_id=0, max_new_tokens=24, stop_ids=[], tables=tables,
+                            processors=settings.processors())
+    assert one_row[0] == limited[0]  # batching does not change what the processors see
+    penalised = DecodeSettings(repetition_penalty=1.5).processors()
+    assert len(penalised) == 1 and not DecodeSettings().processors()

@@ -50,6 +50,9 @@ def generation_key(system: System, cfg: RecipeConfig, settings: DecodeSettings, 
         parts["style"] = system.style
         parts["decode"] = {"max_new_tokens": settings.max_new_tokens, "num_beams": settings.num_beams,
                            "stop_repeats": settings.stop_repeats}
+        if settings.no_repeat_ngram or settings.repetition_penalty != 1.0:
+            parts["decode"].update(no_repeat_ngram=settings.no_repeat_ngram,
+                                   repetition_penalty=settings.repetition_penalty)
         if system.kind == "adapter" and (Path(system.run) / "adapter" / TRAIN_VOCABULARY).is_file():
             parts["decode"]["vocabulary"] = "train" if settings.train_vocabulary else "full"
         if system.kind != "adapter":  # a run's own config supplies its prompt

@@ -117,8 +117,7 @@ def run_eval(cfg: RecipeConfig, *, systems: list[str] | None = None, sample: int
     size = cfg.eval.sample if sample is None else sample
     samples = sample_testsets(cfg, size)
     jobs = plan_jobs(chosen, samples, notes)
-    settings = DecodeSettings(cfg.eval.batch_size, cfg.eval.max_new_tokens, cfg.eval.num_beams,
-                              cfg.eval.stop_repeats, cfg.eval.train_vocabulary)
+    settings = DecodeSettings.from_config(cfg.eval)
     maker = maker or HypothesisMaker(cfg, settings, progress=progress, console=console)
     scorer = _Scorer(comet_model or cfg.eval.comet_model)
     outcome = EvalOutcome([], notes, root / "REPORT.md")

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 
 import torch
 from sacrebleu.metrics import CHRF
-from transformers import StoppingCriteria, StoppingCriteriaList
 
 from lowres_mt.config import RecipeConfig
 from lowres_mt.data.prompts import parse_response, prompt_messages, style_for
 from lowres_mt.train.batching import BatchStream
 from lowres_mt.train.tokenize import TokenizedExample
-from lowres_mt.translate.greedy import is_looping
+from lowres_mt.translate.engine import DecodeSettings
+from lowres_mt.translate.greedy import StopTables, greedy_decode
 
 
 @dataclass(frozen=True)
@@ -59,17 +59,6 @@ def dev_loss(module, examples: Sequence[TokenizedExample], *, batch_tokens: int,
     return total, count
 
 
-class LoopStop(StoppingCriteria):
-    """Ends a row that fell into a degenerate loop, as evaluation's decoding does (`eval.stop_repeats`)."""
-
-    def __init__(self, prompt_width: int, repeats: int):
-        self.prompt_width, self.repeats = prompt_width, repeats
-
-    def __call__(self, input_ids: torch.LongTensor, scores=None, **kwargs) -> torch.BoolTensor:
-        rows = input_ids[:, self.prompt_width:].tolist()
-        return torch.tensor([is_looping(row, self.repeats) for row in rows], device=input_ids.device)
-
-
 class Translator:
     """Greedy translation with the training model; ids pass through the trimmed vocabulary."""
 
@@ -80,9 +69,11 @@ class Translator:
         self.old_to_new: list[int] | None = None  # original id -> model id (-1: trimmed away)
         self.new_to_old: list[int] | None = None
         self.stops = self.stop_ids()  # read before trimming renumbers the model's config ids
+        self._tables: StopTables | None = None  # answer-end facts per model id, made on first use
 
     def use_vocab(self, old_to_new: list[int], new_to_old: list[int]) -> None:
         self.old_to_new, self.new_to_old = old_to_new, new_to_old
+        self._tables = None
 
     def _to_model(self, ids: Sequence[int]) -> list[int]:
         if self.old_to_new is None:
@@ -117,24 +108,21 @@ class Translator:
 
     @torch.no_grad()
     def translate(self, samples: Sequence[DevSample], max_new_tokens: int) -> list[str]:
-        device = next(self.model.parameters()).device
-        pad = self.pad_id()
-        stop = self._to_model(self.stops)
+        """Greedy translations with evaluation's decoder and settings (`eval:` of the recipe)."""
+        settings = DecodeSettings.from_config(self.cfg.eval, max_new_tokens=max_new_tokens)
+        if self._tables is None:
+            tables = StopTables(self.tokenizer)
+            self._tables = tables.subset(self.new_to_old) if self.new_to_old is not None else tables
         was_training = self.model.training
         self.model.eval()
         outputs: list[str] = []
         for start in range(0, len(samples), self.batch_size):
             chunk = samples[start:start + self.batch_size]
-            prompts = [self._to_model(self.prompt_ids(s)) for s in chunk]
-            width = max(map(len, prompts))
-            ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
-            mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
-            generated = self.model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
-                                            max_new_tokens=max_new_tokens, eos_token_id=stop,
-                                            pad_token_id=pad, stopping_criteria=StoppingCriteriaList(
-                                                [LoopStop(width, self.cfg.eval.stop_repeats)]))
-            for sample, row in zip(chunk, generated[:, width:].tolist(), strict=True):
-                outputs.append(self._decode(row, sample))
+            rows = greedy_decode(self.model, [self._to_model(self.prompt_ids(s)) for s in chunk],
+                                 pad_id=self.pad_id(), max_new_tokens=max_new_tokens,
+                                 stop_ids=self._to_model(self.stops), tables=self._tables,
+                                 stop_repeats=settings.stop_repeats, processors=settings.processors())
+            outputs.extend(self._decode(row, sample) for row, sample in zip(rows, chunk, strict=True))
         self.model.train(was_training)
         return outputs
 

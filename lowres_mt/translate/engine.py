@@ -11,6 +11,7 @@ uses `model.generate` beam search.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -18,9 +19,16 @@ from dataclasses import dataclass
 
 import torch
 from rich.console import Console
-from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
+from transformers import (
+    GenerationConfig,
+    LogitsProcessorList,
+    NoRepeatNGramLogitsProcessor,
+    RepetitionPenaltyLogitsProcessor,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
 
-from lowres_mt.config import AnchorConfig
+from lowres_mt.config import AnchorConfig, EvalConfig
 from lowres_mt.data.prompts import parse_response, prompt_messages
 from lowres_mt.data.records import Pair
 from lowres_mt.progress import bar as progress_bar
@@ -34,10 +42,29 @@ class DecodeSettings:
     batch_size: int = 32  # prompts decoded together (larger batches amortize the output layer)
     max_new_tokens: int = 128
     num_beams: int = 1  # 1 = greedy
-    stop_repeats: int = 3  # stop a sentence whose newest 4 tokens occur this often (a loop); 0 = off
+    stop_repeats: int = EvalConfig.stop_repeats  # stop a sentence whose newest 4 tokens occur this often; 0 = off
     # a trimmed run's answers use only the ids its head was trained over (no stray tokens, but
     # words needing pieces the training data never had cannot be written)
     train_vocabulary: bool = False
+    # repetition controls over the answer's own tokens (transformers' logits processors); a
+    # source's names and numbers may still be copied
+    no_repeat_ngram: int = EvalConfig.no_repeat_ngram  # 0 = off
+    repetition_penalty: float = EvalConfig.repetition_penalty  # 1 = off
+
+    @classmethod
+    def from_config(cls, ev: EvalConfig, **overrides) -> DecodeSettings:
+        """The decoding a recipe's `eval:` section asks for (`overrides` win)."""
+        settings = cls(ev.batch_size, ev.max_new_tokens, ev.num_beams, ev.stop_repeats, ev.train_vocabulary,
+                       ev.no_repeat_ngram, ev.repetition_penalty)
+        return dataclasses.replace(settings, **overrides)
+
+    def processors(self) -> LogitsProcessorList:
+        out = LogitsProcessorList()
+        if self.repetition_penalty != 1.0:
+            out.append(RepetitionPenaltyLogitsProcessor(self.repetition_penalty))
+        if self.no_repeat_ngram > 0:
+            out.append(NoRepeatNGramLogitsProcessor(self.no_repeat_ngram))
+        return out
 
 
 def build_prompt(tokenizer, messages, prefix: str = "") -> str:
@@ -131,7 +158,8 @@ class Engine:
         self.config = GenerationConfig(
             max_new_tokens=settings.max_new_tokens, do_sample=False, num_beams=settings.num_beams,
             eos_token_id=self.stop_ids, pad_token_id=self.pad_id, bos_token_id=tokenizer.bos_token_id,
-            use_cache=True, suppress_tokens=suppressed,
+            use_cache=True, suppress_tokens=suppressed, no_repeat_ngram_size=settings.no_repeat_ngram,
+            repetition_penalty=settings.repetition_penalty,
         )
 
     def complete(self, prompts: Sequence[str], description: str = "generating") -> list[str]:
@@ -173,7 +201,8 @@ class Engine:
         if self.settings.num_beams == 1:
             out = greedy_decode(self.model, rows, pad_id=self.pad_id, stop_ids=self.stop_ids,
                                 max_new_tokens=self.settings.max_new_tokens, tables=self.tables,
-                                stop_repeats=self.settings.stop_repeats, allowed=self.allowed)
+                                stop_repeats=self.settings.stop_repeats, allowed=self.allowed,
+                                processors=self.settings.processors())
             return [self._until_stop(seq) for seq in out]
         width = max(len(r) for r in rows)
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)

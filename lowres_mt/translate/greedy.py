@@ -35,6 +35,14 @@ class StopTables:
         self.text_then_newline = torch.tensor([t.split("\n", 1)[0].strip() != "" for t in texts])
         self.content = torch.tensor([t.strip() != "" for t in texts])
 
+    def subset(self, ids: list[int]) -> StopTables:
+        """The tables of a trimmed vocabulary whose id i is the tokenizer's `ids[i]`."""
+        index = torch.tensor(ids, dtype=torch.long)
+        out = object.__new__(StopTables)
+        out.newline, out.text_then_newline = self.newline[index], self.text_then_newline[index]
+        out.content = self.content[index]
+        return out
+
     def step(self, tokens: torch.Tensor, seen_text: torch.Tensor) -> torch.Tensor:
         """Rows whose newest token ends the answer (a newline after text); updates `seen_text`."""
         ends = self.newline[tokens] & (seen_text | self.text_then_newline[tokens])
@@ -104,10 +112,11 @@ def _prefill(model, rows: list[list[int]], pad_id: int, cache: DynamicCache,
 @torch.inference_mode()
 def greedy_decode(model, rows: list[list[int]], *, pad_id: int, max_new_tokens: int, stop_ids: list[int],
                   tables: StopTables, stop_repeats: int = 0,
-                  allowed: torch.Tensor | None = None) -> list[list[int]]:
+                  allowed: torch.Tensor | None = None, processors=None) -> list[list[int]]:
     """Generated ids per prompt (the stop token included when one was produced); a row also
     stops when it loops (`is_looping` with `stop_repeats`). `allowed` (ascending ids) limits the
-    choice to those tokens, e.g. the vocabulary an adapter was trained over."""
+    choice to those tokens, e.g. the vocabulary an adapter was trained over. `processors`
+    (transformers logits processors) see each row's generated tokens only, not its prompt."""
     out: list[list[int]] = [[] for _ in rows]
     if max_new_tokens <= 0 or not rows:
         return out
@@ -118,6 +127,9 @@ def greedy_decode(model, rows: list[list[int]], *, pad_id: int, max_new_tokens: 
     alive = torch.arange(len(rows))
     seen_text = torch.zeros(len(rows), dtype=torch.bool)
     for step in range(max_new_tokens):
+        if processors:
+            generated = torch.tensor([out[row] for row in alive.tolist()], dtype=torch.long)
+            logits = processors(generated.reshape(len(alive), step), logits.to(torch.float32))
         if allowed is None:
             tokens = logits.to(torch.float32).argmax(dim=-1)
         else:

@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 LOWRES_MT := HF_HUB_OFFLINE=1 $(VENV)/bin/lowres-mt
 
-.PHONY: setup test test-slow lint eval bench clean
+.PHONY: setup test test-slow lint eval eval-all bench clean
 
 setup:
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -22,19 +22,22 @@ test-slow:
 lint:
 	$(VENV)/bin/ruff check lowres_mt tests benchmarks
 
-# `make eval`: the evaluations whose reports are committed under results/ (after training the
-# runs they name; cached, so only what changed is regenerated). `make eval RECIPE=en-kgv`: one
-# recipe with its own eval settings.
+# `make eval`: the en-is evaluation whose report is committed under results/en-is/ (after
+# `lowres-mt train en-is` and `lowres-mt train en-is --method sft`; cached, so only what changed
+# is regenerated). `make eval-all` adds the S2L comparison and the Kalamang and Kanuri recipes,
+# which need their own runs (see README). `make eval RECIPE=en-kgv`: one recipe, its own settings.
 eval:
 ifdef RECIPE
 	$(LOWRES_MT) eval $(RECIPE)
 else
 	$(LOWRES_MT) eval en-is "eval.testsets=[flores200:devtest]" --systems tell,sft,icl,zero-shot,copy --sample 200
 	$(LOWRES_MT) eval en-is "eval.testsets=[wmt21:en-is,wmt21:is-en]" --systems external --sample 200
+endif
+
+eval-all: eval
 	$(LOWRES_MT) eval en-is "eval.testsets=[flores200:devtest]" --systems en-is-tell-s2l,en-is-tell-random --sample 200
 	$(LOWRES_MT) eval en-kgv "eval.testsets=[mtob:kgv-test]"
 	$(LOWRES_MT) eval en-kau --systems tell,zero-shot,copy --sample 100
-endif
 
 clean:
 	rm -rf .pytest_cache build *.egg-info

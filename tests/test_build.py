@@ -67,7 +67,7 @@ def corpora(monkeypatch):
 def recipe(*overrides):
     base = [
         "task.train=[toy:train, toy:more]", "task.dev=toy:dev", "task.guard=[toy:test]", "task.tokens=600",
-        "task.dev_size=5", "general.corpora=[gen:a, gen:b]", "general.ratio=4", "eval.testsets=[]",
+        "task.dev_size=5", "task.epochs=1", "mono.ratio=0", "general.corpora=[gen:a, gen:b]", "general.ratio=4", "eval.testsets=[]",
     ]
     return load_recipe("en-is", base + list(overrides))
 
@@ -208,4 +208,4 @@ def test_monolingual_text_is_an_answer_only_example_within_its_budget(tmp_path, 
     _, none, _ = build(tmp_path, tiny_tokenizer, "sft", name="none")
     assert not [r for r in none if r["role"] == "mono"]
     with pytest.raises(UserError, match="mono.corpora is empty"):
-        build(tmp_path, tiny_tokenizer, "sft", name="empty", cfg=recipe("mono.ratio=1"))
+        build(tmp_path, tiny_tokenizer, "sft", name="empty", cfg=recipe("mono.corpora=[]", "mono.ratio=1"))

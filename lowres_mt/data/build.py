@@ -207,6 +207,25 @@ def costed_in_random_order(pool: Sequence[T], text_of: Callable[[T], str], count
         yield from zip(items, count_tokens([text_of(item) for item in items]))
 
 
+def fill_budget(pool: Sequence[T], text_of: Callable[[T], str], count_tokens: TokenCounter,
+                rng: random.Random, budget: int, max_tokens: int, stats: dict[str, CorpusStats],
+                make: Callable[[T], Example]) -> tuple[list[tuple[Example, int]], int]:
+    """Examples made from `pool` items in a seeded random order until `budget` content tokens
+    (items over `max_tokens` skipped and counted); returns them and the tokens they hold."""
+    out: list[tuple[Example, int]] = []
+    total = 0
+    for item, cost in costed_in_random_order(pool, text_of, count_tokens, rng):
+        if total >= budget:
+            break
+        if cost > max_tokens:
+            stats[item.corpus].too_long_or_short += 1
+            continue
+        out.append((make(item), cost))
+        stats[item.corpus].used += 1
+        total += cost
+    return out, total
+
+
 def sample_to_budget(pool: list[Pair], budget: int, count_tokens: TokenCounter,
                      rng: random.Random) -> tuple[list[Pair], list[int]]:
     """Seeded sample of pairs whose content tokens, used in every direction, fill `budget`."""
@@ -256,18 +275,10 @@ def general_examples(cfg: RecipeConfig, budget: int, count_tokens: TokenCounter,
                      rng: random.Random, stats: dict[str, CorpusStats]) -> list[tuple[Example, int]]:
     """Instruction examples drawn from the general corpora until `budget` content tokens."""
     pool = load_general_pool(cfg, stats)
-    out: list[tuple[Example, int]] = []
-    total = 0
-    content = lambda ins: "\n".join(m.content for m in ins.messages)  # noqa: E731
-    for ins, cost in costed_in_random_order(pool, content, count_tokens, rng):
-        if total >= budget:
-            break
-        if cost > cfg.general.max_tokens:
-            stats[ins.corpus].too_long_or_short += 1
-            continue
-        out.append((Example(ins.messages, "general", None, ins.corpus, f"{ins.corpus}#{ins.id}"), cost))
-        stats[ins.corpus].used += 1
-        total += cost
+    out, total = fill_budget(
+        pool, lambda ins: "\n".join(m.content for m in ins.messages), count_tokens, rng, budget,
+        cfg.general.max_tokens, stats,
+        lambda ins: Example(ins.messages, "general", None, ins.corpus, f"{ins.corpus}#{ins.id}"))
     if total < budget:
         raise UserError(f"the general corpora hold only {total} usable tokens, fewer than the "
                         f"{budget} asked for; lower general.ratio or add corpora to general.corpora")
@@ -289,18 +300,9 @@ def mono_examples(cfg: RecipeConfig, budget: int, count_tokens: TokenCounter, gu
                 entry.contaminated += 1
             else:
                 pool.append(text)
-    out: list[tuple[Example, int]] = []
-    total = 0
-    for text, cost in costed_in_random_order(pool, lambda t: t.text, count_tokens, rng):
-        if total >= budget:
-            break
-        if cost > cfg.mono.max_tokens:
-            stats[text.corpus].too_long_or_short += 1
-            continue
-        out.append((Example((Message("assistant", text.text),), "mono", None, text.corpus,
-                            f"{text.corpus}#{text.id}"), cost))
-        stats[text.corpus].used += 1
-        total += cost
+    out, total = fill_budget(
+        pool, lambda t: t.text, count_tokens, rng, budget, cfg.mono.max_tokens, stats,
+        lambda t: Example((Message("assistant", t.text),), "mono", None, t.corpus, f"{t.corpus}#{t.id}"))
     if total < budget:
         raise UserError(f"the monolingual corpora hold only {total} usable tokens, fewer than the "
                         f"{budget} asked for; lower mono.ratio or add sets to mono.corpora")

@@ -157,8 +157,9 @@ class EvalConfig:
     max_new_tokens: int = at_least(1, 128)
     num_beams: int = at_least(1, 1)
     stop_repeats: int = 3  # end a hypothesis whose newest 4 tokens occur this often (a loop); 0 = off
-    no_repeat_ngram: int = at_least(0, 0)  # never repeat an n-gram of the answer (0 = off)
-    repetition_penalty: float = at_least(1.0, 1.0)  # divide the logits of answer tokens used (1 = off)
+    # repetition controls over the answer's own tokens, chosen on FLORES dev (README, Decoding):
+    no_repeat_ngram: int = at_least(0, 3)  # never repeat an n-gram of the answer (0 = off)
+    repetition_penalty: float = at_least(1.0, 1.1)  # damp the logits of answer tokens used (1 = off)
     train_vocabulary: bool = False  # a trimmed run answers only with the ids it was trained over
     bootstrap: int = 1000  # paired bootstrap resamples for CIs and p-values
     baseline: str = "sft"  # every other system is tested for significance against this one

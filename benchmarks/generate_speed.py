@@ -99,8 +99,9 @@ def main() -> int:
         style, anchor, label = style_for(info.get("method") or cfg.train.method), cfg.anchor, Path(args.run).name
     sources = load_sources(args.sentences)
     prompts = [build_prompt(tokenizer, *prompt_messages(s, "en", "is", style, anchor)) for s in sources]
-    engine = Engine(model, tokenizer, DecodeSettings(args.batch_size, args.max_new_tokens,
-                                                           stop_repeats=args.stop_repeats),
+    # pure argmax (no repetition controls), so its outputs can equal model.generate's
+    engine = Engine(model, tokenizer, DecodeSettings(args.batch_size, args.max_new_tokens, stop_repeats=args.stop_repeats,
+                                                     no_repeat_ngram=0, repetition_penalty=1.0),
                     progress=sys.stderr.isatty())
     engine.complete(prompts[:2])  # warm-up: first-call allocations and kernel selection
     naive(model, tokenizer, prompts[:1], engine, 4)

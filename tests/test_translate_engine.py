@@ -50,8 +50,11 @@ def model(tokenizer):
     return make_tiny_model(tokenizer, seed=3)
 
 
+PLAIN = {"no_repeat_ngram": 0, "repetition_penalty": 1.0}  # pure argmax, comparable with `generate`
+
+
 def engine(model, tokenizer, batch_size, **kw):
-    return Engine(model, tokenizer, DecodeSettings(batch_size=batch_size, max_new_tokens=10, **kw),
+    return Engine(model, tokenizer, DecodeSettings(batch_size=batch_size, max_new_tokens=10, **{**PLAIN, **kw}),
                   progress=False)
 
 
@@ -187,7 +190,7 @@ def test_shared_prefix_and_padding_do_not_change_tokens(wide_model, tokenizer):
     single = [greedy_decode(wide_model, [r], pad_id=0, max_new_tokens=8, stop_ids=[], tables=tables)[0]
               for r in rows]
     assert batched == single
-    eng = Engine(wide_model, tokenizer, DecodeSettings(batch_size=4, max_new_tokens=8), progress=False)
+    eng = Engine(wide_model, tokenizer, DecodeSettings(batch_size=4, max_new_tokens=8, **PLAIN), progress=False)
     prompts = [build_prompt(tokenizer, *_prompt(s)) for s in SOURCES]
     for prompt, got in zip(prompts, eng.complete(prompts), strict=True):  # against model.generate
         ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
@@ -312,8 +315,8 @@ def test_a_training_vocabulary_limits_every_generated_token(model, tokenizer, nu
     generated = {t for out in free._generate(rows) for t in out}
     # a vocabulary without the tokens the free model chose: none of them may appear any more
     vocabulary = [i for i in range(len(tokenizer)) if i not in generated]
-    limited = Engine(model, tokenizer, DecodeSettings(batch_size=4, max_new_tokens=10, num_beams=num_beams),
-                     progress=False, vocabulary=vocabulary)
+    limited = Engine(model, tokenizer, DecodeSettings(batch_size=4, max_new_tokens=10, num_beams=num_beams,
+                                                      **PLAIN), progress=False, vocabulary=vocabulary)
     outs = limited._generate(rows)
     assert all(outs) and not {t for out in outs for t in out} & generated
     assert set(limited.stop_ids) <= set(limited.allowed.tolist())  # answers can always end
@@ -336,4 +339,5 @@ def test_repetition_controls_act_on_the_answer_only(model, tokenizer):
                             processors=settings.processors())
     assert one_row[0] == limited[0]  # batching does not change what the processors see
     penalised = DecodeSettings(repetition_penalty=1.5).processors()
-    assert len(penalised) == 1 and not DecodeSettings().processors()
+    assert len(penalised) == 2 and not DecodeSettings(**PLAIN).processors()
+    assert len(DecodeSettings().processors()) == 2  # the defaults: no repeated 3-gram, penalty 1.1

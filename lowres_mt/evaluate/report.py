@@ -136,6 +136,8 @@ def render_markdown(results: list[dict], notes: list[str], cfg: RecipeConfig,
              f"{'greedy' if cfg.eval.num_beams == 1 else f'beam {cfg.eval.num_beams}'}, "
              f"≤ {cfg.eval.max_new_tokens} new tokens"
              f"{f', loop stop at a 4-token n-gram seen {cfg.eval.stop_repeats}×' if cfg.eval.stop_repeats else ''}"
+             f"{f', no repeated {cfg.eval.no_repeat_ngram}-gram' if cfg.eval.no_repeat_ngram else ''}"
+             f"{f', repetition penalty {cfg.eval.repetition_penalty}' if cfg.eval.repetition_penalty != 1 else ''}"
              f"{', adapters limited to their training vocabulary' if cfg.eval.train_vocabulary else ''}"
              ". Scores are corpus-level with 95% bootstrap "
              f"confidence intervals (± half-width).", ""]

@@ -189,6 +189,7 @@ def _evaluate(job: Job, cfg: RecipeConfig, settings: DecodeSettings, maker: Hypo
         "task_tokens": system.task_tokens, "config_hash": cache.config_hash(cfg),
         "decode": {"batch_size": settings.batch_size, "max_new_tokens": settings.max_new_tokens,
                    "num_beams": settings.num_beams, "stop_repeats": settings.stop_repeats,
+                   "no_repeat_ngram": settings.no_repeat_ngram, "repetition_penalty": settings.repetition_penalty,
                    **({"train_vocabulary": True} if settings.train_vocabulary and job.system.kind == "adapter" else {})},
         "scores": scores, "significance": old.get("significance") if reuse else None,
         "off_target": rates.off_target(hyps, job.pairs[0].tgt_lang),

@@ -18,7 +18,7 @@ EXPECTED_SETS = {  # corpus -> {set: role}, fixed by the cross-module contract
     "wmt21": {"en-is": "test", "is-en": "test", "en-is-systems": "reference-outputs",
               "is-en-systems": "reference-outputs"},
     "tatoeba_test": {"v2021-08-07": "test", "v2021-03-30": "test"},
-    "icepahc": {"sentences": "monolingual"},
+    "icepahc": {"sentences": "monolingual", "modern": "monolingual"},
     "ud_modern": {"dev": "monolingual", "test": "monolingual"},
     "ud_gc": {"dev": "monolingual", "test": "monolingual"},
     "dolly": {"train": "general"},
@@ -36,7 +36,7 @@ COUNTS = {
     "tatoeba_test:v2021-08-07": 2503, "tatoeba_test:v2021-03-30": 4994, "parice:tatoeba": 8263,
     "parice:eso": 12633, "parice:hagstofan": 2288, "parice:ees34": 1172, "parice:ema08": 4333,
     "parice:ubuntu": 10572, "parice:baekur": 12416, "parice:kde4": 49912, "parice:fornritin": 17597,
-    "icepahc:sentences": 40848, "ud_modern:dev": 394, "ud_modern:test": 438, "ud_gc:dev": 500,
+    "icepahc:sentences": 40848, "icepahc:modern": 8199, "ud_modern:dev": 394, "ud_modern:test": 438, "ud_gc:dev": 500,
     "ud_gc:test": 540, "dolly:train": 15015, "gsm8k:train": 7473, "gsm8k:test": 1319,
     "alpaca_libre:ok-dedup": 3097, "oasst1:best-threads": 188, "selfinstruct:seed": 175,
 }

@@ -117,11 +117,18 @@ def test_adapter_is_the_best_dev_chrf_step_and_keep_last_keeps_the_last(tmp_path
     assert [e["step"] for e in evals if e.get("best")][-1] == best["step"]
     assert adapter_weights(run_dir).keys() == adapter_weights(run_dir, "adapter-last").keys()
 
+    # an abandoned attempt's best score in run.json must not outrank the new run's evaluations
+    (tmp_path / "again").mkdir()
+    recipe, again = write_toy_run(tmp_path / "again", tiny_model_dir)
+    (again / "run.json").write_text(json.dumps({"status": "interrupted", "best_step": 2, "best_dev_chrf": 1e9}))
+    train(load_recipe(str(recipe)), run_dir=again, progress=False)
+    assert json.loads((again / "run.json").read_text())["best_dev_chrf"] < 1e9
+
     (tmp_path / "last").mkdir()
     recipe, last_dir = write_toy_run(tmp_path / "last", tiny_model_dir, train={"keep": "last"})
     train(load_recipe(str(recipe)), run_dir=last_dir, progress=False)
-    assert not (last_dir / "adapter-last").exists() and "best_step" not in json.loads(
-        (last_dir / "run.json").read_text())
+    assert not (last_dir / "adapter-last").exists()
+    assert json.loads((last_dir / "run.json").read_text()).get("best_step") is None
 
 
 def test_adapter_loads_on_the_untrimmed_base_and_gives_the_same_outputs(tmp_path, tiny_model_dir,

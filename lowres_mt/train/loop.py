@@ -66,7 +66,9 @@ def train(cfg: RecipeConfig, *, run_dir: Path, resume: bool = False, progress: b
         rundir.write_config(cfg, run_dir)
         rundir.update_run_info(run_dir, recipe=cfg.name, method=tc.method, base_model=cfg.base_model,
                                directions=list(cfg.directions), status="running", started=rundir.now(),
-                               dtype=str(dtype).removeprefix("torch."))
+                               dtype=str(dtype).removeprefix("torch."),
+                               # a fresh start forgets the best step of an earlier, abandoned attempt
+                               **({} if checkpoint else {"best_step": None, "best_dev_chrf": None}))
     acc.wait_for_everyone()
     prep = prepare(cfg, run_dir, dtype=dtype)
     model, tokenizer, translator, samples = prep.model, prep.tokenizer, prep.translator, prep.samples

@@ -46,8 +46,9 @@ class DecodeSettings:
     # a trimmed run's answers use only the ids its head was trained over (no stray tokens, but
     # words needing pieces the training data never had cannot be written)
     train_vocabulary: bool = False
-    # repetition controls over the answer's own tokens (transformers' logits processors); a
-    # source's names and numbers may still be copied
+    # repetition controls over the answer's own tokens in greedy decoding (transformers' logits
+    # processors), so a source's names and numbers may still be copied; beam search passes them to
+    # `generate`, which also counts the prompt's tokens
     no_repeat_ngram: int = EvalConfig.no_repeat_ngram  # 0 = off
     repetition_penalty: float = EvalConfig.repetition_penalty  # 1 = off
 

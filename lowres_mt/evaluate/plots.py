@@ -23,7 +23,7 @@ def group_key(result: dict) -> str:
     return f"{result['testset']} {src}→{tgt}"
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
@@ -55,7 +55,7 @@ def plot_chrf(results: list[dict], path: Path, order: list[str]) -> Path | None:
     for ax in list(axes.flat)[len(groups):]:
         ax.set_visible(False)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def efficiency_points(results: list[dict]) -> dict[str, dict[str, list[tuple[int, float, float]]]]:
@@ -93,4 +93,4 @@ def plot_data_efficiency(results: list[dict], path: Path) -> Path | None:
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -60,14 +60,8 @@ def check_run_dir(cfg: RecipeConfig, run_dir: Path, *, resume: bool) -> Path | N
         if resume:
             raise UserError(f"{run_dir} holds no run to resume; start it without --resume")
         return None
-    old = yaml.safe_load(saved.read_text(encoding="utf-8")) or {}
-    new = yaml.safe_load(dump_recipe(cfg))
-    key = first_difference(old, new)
-    if key:
-        raise UserError(f"{run_dir} already holds a different run ({_describe(old, new, key)}); "
-                        "choose another --name or delete that folder")
-    status = read_run_info(run_dir).get("status")
-    if status == "done":
+    check_same_run(cfg, run_dir)
+    if is_done(run_dir):
         raise UserError(f"{run_dir} is already trained (adapter/ is there); choose another --name "
                         "or delete that folder to train again")
     if checkpoint is not None and not resume:
@@ -83,6 +77,23 @@ def check_run_dir(cfg: RecipeConfig, run_dir: Path, *, resume: bool) -> Path | N
         raise UserError(f"checkpoint {checkpoint} is incomplete or damaged ({problem}); delete that "
                         f"folder to resume {then}")
     return checkpoint if resume else None
+
+
+def check_same_run(cfg: RecipeConfig, run_dir: Path) -> None:
+    """A folder whose saved config.yaml resolves differently from `cfg` holds another run: refuse it."""
+    saved = run_dir / "config.yaml"
+    if not saved.is_file():
+        return
+    old = yaml.safe_load(saved.read_text(encoding="utf-8")) or {}
+    new = yaml.safe_load(dump_recipe(cfg))
+    key = first_difference(old, new)
+    if key:
+        raise UserError(f"{run_dir} already holds a different run ({_describe(old, new, key)}); "
+                        "choose another --name or delete that folder")
+
+
+def is_done(run_dir: Path) -> bool:
+    return read_run_info(run_dir).get("status") == "done"
 
 
 def check_data(cfg: RecipeConfig, data_dir: Path) -> None:

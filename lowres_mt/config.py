@@ -146,6 +146,24 @@ class PublishedScore:
 
 
 @dataclass(frozen=True)
+class EndpointConfig:
+    """An OpenAI-compatible server evaluated as system `openai:<name>` (llama.cpp's llama-server,
+    vLLM, Ollama, a hosted API, `lowres-mt serve`): our prompts, its model."""
+
+    base_url: str  # up to and including /v1, e.g. http://127.0.0.1:8000/v1
+    model: str = ""  # the `model` field sent with each request ("" = omitted)
+    api_key_env: str = ""  # environment variable holding the API key ("" = no key)
+    mode: Literal["chat", "completions"] = "chat"  # completions: the prompt rendered as plain text
+    # chat: send the answer's start (the target-language label) as a final assistant message for the
+    # server to continue (llama.cpp and lowres-mt serve do); false for servers that cannot
+    prefill: bool = True
+    shots: int = at_least(0, 0)  # k retrieved examples in the prompt (0 = zero-shot), as `icl`
+    concurrency: int = at_least(1, 4)  # requests in flight at once
+    timeout_s: float = at_least(1.0, 120.0)
+    retries: int = at_least(0, 4)  # after a 429/5xx answer or a dropped connection, with backoff
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     # tell/sft = runs/<recipe>-tell|-sft; any other name = runs/<name>; apertium is skipped
     # with a note when it is not installed
@@ -166,6 +184,7 @@ class EvalConfig:
     comet_model: str | None = None  # COMET checkpoint path or hub id; --comet-model overrides
     threads: int = 0  # torch threads while generating, 0 = leave torch's default (all cores)
     published: tuple[PublishedScore, ...] = ()  # reference rows from the literature for the report
+    openai: dict[str, EndpointConfig] = field(default_factory=dict)  # systems openai:<name>
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,14 @@ TEXT_TEMPLATE = (
 PROMPT_FORMATS = ("auto", "text", "chat")
 
 
+def render_text_prompt(turns: list[dict]) -> str:
+    """Chat turns as the `text` format's plain lines, with no special tokens (a remote server adds
+    its own BOS): what an `openai:` system in completions mode sends."""
+    from jinja2 import Template
+
+    return Template(TEXT_TEMPLATE, keep_trailing_newline=True).render(messages=turns, bos_token="", eos_token="")
+
+
 @dataclass(frozen=True)
 class BundledModel:
     name: str

@@ -24,7 +24,7 @@ app = typer.Typer(
 )
 
 
-COMMAND_MODULES = ("corpora", "recipes", "data", "train", "sweep", "select", "evaluate", "translate")
+COMMAND_MODULES = ("corpora", "recipes", "data", "train", "sweep", "select", "evaluate", "translate", "serve")
 
 
 def _register() -> None:

@@ -65,6 +65,14 @@ def generation_key(system: System, cfg: RecipeConfig, settings: DecodeSettings, 
         if system.kind == "icl-book":  # the book material and its retrieval settings
             parts["book"] = to_dict(cfg.book)
             parts["guard"] = list(cfg.eval.testsets + cfg.task.guard)
+    if system.kind == "openai":  # the server's identity is in the fingerprint; the prompt is ours
+        endpoint = cfg.eval.openai[system.name.split(":", 1)[1]]
+        parts["prompt"] = {"anchor": to_dict(cfg.anchor), "names": cfg.language_names}
+        parts["decode"] = {"max_tokens": settings.max_new_tokens}
+        if endpoint.shots:
+            parts["icl"] = {"k": endpoint.shots, "pool": list(cfg.task.train),
+                            "guard": list(cfg.eval.testsets + cfg.task.guard),
+                            "chars": [cfg.task.min_chars, cfg.task.max_chars]}
     return digest(parts)
 
 

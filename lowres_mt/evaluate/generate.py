@@ -11,11 +11,12 @@ from rich.console import Console
 
 from lowres_mt.config import RecipeConfig
 from lowres_mt.data.build import token_counter
-from lowres_mt.data.prompts import parse_response
+from lowres_mt.data.prompts import parse_response, prompt_messages
 from lowres_mt.data.records import Pair
 from lowres_mt.errors import UserError
 from lowres_mt.evaluate.retrieval import ShotRetriever, guard_pool, orient
 from lowres_mt.evaluate.systems import System, apertium_translate, external_outputs
+from lowres_mt.progress import bar as progress_bar
 from lowres_mt.translate import DecodeSettings, Engine, merge_lora
 from lowres_mt.translate.engine import build_prompt
 
@@ -80,9 +81,11 @@ class HypothesisMaker:
             return self._external_rows(system, pairs, direction, testset)
         if system.kind in ("base", "icl"):
             engine = self._engine_for(("base", system.model))
-            shots = self._retriever(direction).shots(sources) if system.kind == "icl" else None
+            shots = self._retriever(direction, self.cfg.eval.icl_k).shots(sources) if system.kind == "icl" else None
             return engine.translate(sources, src, tgt, style="plain", anchor=self.cfg.anchor,
                                     names=self.cfg.language_names, shots=shots, description=label)
+        if system.kind == "openai":
+            return self._remote_translate(system, sources, src, tgt, label)
         if system.kind == "icl-book":
             return self._book_translate(self._engine_for(("base", system.model)), sources, src, tgt, label)
         if system.kind == "adapter":
@@ -115,8 +118,8 @@ class HypothesisMaker:
         self._engine_key = key
         return self._engine
 
-    def _retriever(self, direction: str) -> ShotRetriever:
-        if direction not in self._retrievers:
+    def _retriever(self, direction: str, k: int) -> ShotRetriever:
+        if (direction, k) not in self._retrievers:
             if not self.cfg.task.train:
                 raise UserError(f"recipe '{self.cfg.name}' lists no task.train sets, so `icl` has no "
                                 "examples to retrieve; add training sets or drop icl from --systems")
@@ -125,8 +128,40 @@ class HypothesisMaker:
             protected = self.load_pairs(tuple(dict.fromkeys(self.cfg.eval.testsets + self.cfg.task.guard)))
             kept, dropped = guard_pool(pool, protected)
             self.guard_dropped[direction] = dropped
-            self._retrievers[direction] = ShotRetriever(kept, self.cfg.eval.icl_k)
-        return self._retrievers[direction]
+            self._retrievers[(direction, k)] = ShotRetriever(kept, k)
+        return self._retrievers[(direction, k)]
+
+    def _remote_translate(self, system: System, sources: Sequence[str], src: str, tgt: str,
+                          label: str) -> list[str]:
+        """Our prompt for each source, answered by the endpoint (chat turns, or rendered as text)."""
+        from lowres_mt.api.client import OpenAIClient
+        from lowres_mt.models import render_text_prompt
+
+        endpoint = self.cfg.eval.openai[system.name.split(":", 1)[1]]
+        client = OpenAIClient(endpoint, max_tokens=self.settings.max_new_tokens)
+        direction = f"{src}-{tgt}"
+        shots = self._retriever(direction, endpoint.shots).shots(sources) if endpoint.shots else None
+        anchor, names = self.cfg.anchor, self.cfg.language_names
+        todo = [i for i, s in enumerate(sources) if s.strip()]
+        requests = []
+        for i in todo:
+            messages, prefix = prompt_messages(sources[i], src, tgt, "plain", anchor, names,
+                                               shots=shots[i] if shots else ())
+            turns = [{"role": m.role, "content": m.content} for m in messages]
+            if endpoint.mode == "completions":
+                requests.append(render_text_prompt(turns) + prefix)
+            else:  # the answer prefix (e.g. "Icelandic:") as a final assistant turn to continue
+                requests.append(turns + ([{"role": "assistant", "content": prefix}] if prefix and endpoint.prefill
+                                         else []))
+        call = client.chat if endpoint.mode == "chat" else client.complete
+        with progress_bar("rate", console=self.console, enabled=self.progress and bool(todo),
+                          transient=True) as bar:
+            task = bar.add_task(label, total=len(todo), rate="")
+            answers = client.map(call, requests, progress=lambda n: bar.advance(task, n))
+        out = [""] * len(sources)
+        for i, answer in zip(todo, answers, strict=True):
+            out[i] = parse_response(answer, "plain", anchor, src, tgt, names)
+        return out
 
     def _book_translate(self, engine: Engine, sources: Sequence[str], src: str, tgt: str,
                         label: str) -> list[str]:

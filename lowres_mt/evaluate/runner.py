@@ -27,7 +27,7 @@ from lowres_mt.evaluate.systems import System, external_outputs, resolve_systems
 from lowres_mt.io import write_json, write_text
 from lowres_mt.translate import DecodeSettings
 
-KIND_ORDER = {"copy": 0, "base": 0, "icl": 1, "icl-book": 1, "adapter": 2, "apertium": 3, "external": 4}
+KIND_ORDER = {"copy": 0, "base": 0, "icl": 1, "icl-book": 1, "openai": 1, "adapter": 2, "apertium": 3, "external": 4}
 
 
 def results_dir() -> Path:

@@ -7,6 +7,7 @@
 - `copy`: the source sentence itself as the translation, the floor a system must clear
   (names, numbers and loanwords already give chrF well above zero);
 - `apertium`: the rule-based apertium-isl-eng pair (is→en only) when `apertium` is installed;
+- `openai:<name>`: an OpenAI-compatible server (`eval.openai.<name>`) given our prompts;
 - `external`: outputs submitted to a shared task, shipped with the test set as a
   `<set>-systems` companion (e.g. wmt21:en-is-systems), one row per submitted system.
 """
@@ -30,7 +31,7 @@ from lowres_mt.models import TRAIN_VOCABULARY
 from lowres_mt.train.rundir import default_run_name
 
 APERTIUM_MODES = {"is-en": "isl-eng"}
-BUILTIN = ("zero-shot", "icl", "icl-book", "copy", "apertium", "external")  # systems that are not runs
+BUILTIN = ("zero-shot", "icl", "icl-book", "copy", "apertium", "external", "openai:<name>")  # not runs
 
 
 def runs_dir() -> Path:
@@ -42,7 +43,7 @@ class System:
     """One row of the results table: what produces its hypotheses and what identifies it."""
 
     name: str
-    kind: str  # "adapter" | "base" | "icl" | "icl-book" | "apertium" | "external"
+    kind: str  # "adapter" | "base" | "icl" | "icl-book" | "apertium" | "external" | "openai"
     style: str = "plain"
     run: Path | None = None
     method: str = ""
@@ -119,6 +120,8 @@ def resolve_systems(cfg: RecipeConfig, names: Sequence[str], runs: Path, *,
                 systems.append(System("apertium", "apertium", fingerprint=_apertium_version(tool)))
         elif name == "external":
             systems.append(System("external", "external", fingerprint="submitted-outputs"))
+        elif name.startswith("openai:"):
+            systems.append(openai_system(cfg, name))
         else:
             method = name in METHODS
             run = runs / (default_run_name(cfg.name, name) if method else name)
@@ -133,6 +136,18 @@ def resolve_systems(cfg: RecipeConfig, names: Sequence[str], runs: Path, *,
     if all_runs:
         systems += _budget_runs(cfg, runs, {s.name for s in systems})
     return systems, notes
+
+
+def openai_system(cfg: RecipeConfig, name: str) -> System:
+    """`openai:<endpoint>`: the recipe's `eval.openai.<endpoint>` server with our prompts."""
+    endpoint = cfg.eval.openai.get(name.split(":", 1)[1])
+    if endpoint is None:
+        known = ", ".join(f"openai:{n}" for n in cfg.eval.openai) or "none in this recipe"
+        raise UserError(f"unknown system '{name}' (known: {known}); describe it in the recipe or on the "
+                        f"command line: eval.{name.replace(':', '.')}.base_url=http://127.0.0.1:8000/v1")
+    return System(name, "openai", "plain", model=endpoint.model,
+                  fingerprint=f"{endpoint.base_url}|{endpoint.model}|{endpoint.mode}|shots={endpoint.shots}|"
+                              f"prefill={endpoint.prefill}")
 
 
 def _budget_runs(cfg: RecipeConfig, runs: Path, taken: set[str]) -> list[System]:

@@ -1,0 +1,204 @@
+"""The OpenAI-compatible server and client: shapes and errors on loopback, retries, a server that
+is down, and `lowres-mt serve` + an `openai:` system giving the local system's hypotheses."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from conftest import make_tiny_model
+from test_eval_runner import _cfg, fake_corpora  # noqa: F401 — the fixture is used by name
+
+from lowres_mt.api.client import OpenAIClient
+from lowres_mt.api.server import Service, make_server
+from lowres_mt.config import EndpointConfig
+from lowres_mt.errors import UserError
+from lowres_mt.translate import DecodeSettings, Engine
+from lowres_mt.translate.engine import build_prompt
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def served(tiny_tokenizer):
+    engine = Engine(make_tiny_model(tiny_tokenizer), tiny_tokenizer, DecodeSettings(max_new_tokens=6),
+                    progress=False)
+    service = Service(engine, "tiny")
+    server = make_server(service, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield engine, f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
+    service.batcher.close()
+
+
+def post(url: str, body) -> tuple[int, dict]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_chat_and_completions_answer_like_the_engine(served):
+    engine, url = served
+    messages = [{"role": "user", "content": "Translate from English to Icelandic.\n\nEnglish: the cat"}]
+    expected = engine.complete([build_prompt(engine.tokenizer, [type("M", (), m) for m in messages])])[0]
+    status, chat = post(f"{url}/chat/completions", {"model": "tiny", "messages": messages, "max_tokens": 6})
+    assert status == 200 and chat["object"] == "chat.completion"
+    assert chat["choices"][0]["message"] == {"role": "assistant", "content": expected}
+    assert chat["usage"]["prompt_tokens"] > 0
+    status, done = post(f"{url}/completions", {"prompt": "English: the cat\nIcelandic:", "max_tokens": 4})
+    assert status == 200 and isinstance(done["choices"][0]["text"], str)
+    with urllib.request.urlopen(f"{url}/models", timeout=30) as response:
+        assert [m["id"] for m in json.loads(response.read())["data"]] == ["tiny"]
+
+
+def test_concurrent_requests_share_the_engine(served):
+    engine, url = served
+    prompts = [f"English: word {i}\nIcelandic:" for i in range(6)]
+    results = [None] * len(prompts)
+
+    def ask(i):
+        results[i] = post(f"{url}/completions", {"prompt": prompts[i], "max_tokens": 5})
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(prompts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert all(r is not None and r[0] == 200 for r in results)
+
+
+@pytest.mark.parametrize("path, body, status, words", [
+    ("/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "stream": True}, 400, "streaming"),
+    ("/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "temperature": 0.7}, 400, "greedily"),
+    ("/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "n": 2}, 400, "one choice"),
+    ("/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "model": "gpt-9"}, 404, "not served"),
+    ("/chat/completions", {"messages": []}, 400, "messages"),
+    ("/completions", {"prompt": ""}, 400, "prompt"),
+    ("/completions", {"prompt": "x", "max_tokens": 0}, 400, "max_tokens"),
+    ("/completions", b"{not json", 400, "JSON"),
+    ("/embeddings", {"input": "x"}, 404, "no endpoint"),
+])
+def test_requests_it_cannot_serve_get_a_clear_error(served, path, body, status, words):
+    _, url = served
+    code, payload = post(url + path, body)
+    assert code == status and words in payload["error"]["message"]
+
+
+class Flaky(BaseHTTPRequestHandler):
+    """500 twice, then a chat answer; counts the requests it saw."""
+
+    seen = 0
+
+    def do_POST(self):  # noqa: N802
+        type(self).seen += 1
+        self.rfile.read(int(self.headers["Content-Length"]))
+        ok = type(self).seen > 2
+        data = json.dumps({"choices": [{"message": {"content": "Góðan daginn."}}]} if ok else
+                          {"error": {"message": "busy"}}).encode()
+        self.send_response(200 if ok else 500)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_server_that_fails_twice_is_retried():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    waits = []
+    try:
+        client = OpenAIClient(EndpointConfig(f"http://127.0.0.1:{server.server_address[1]}/v1", retries=3),
+                              sleep=waits.append)
+        assert client.chat([{"role": "user", "content": "Good morning."}]) == "Góðan daginn."
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert Flaky.seen == 3 and waits == [0.5, 1.0]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_server_that_is_down_is_one_clear_error():
+    client = OpenAIClient(EndpointConfig(f"http://127.0.0.1:{free_port()}/v1", retries=1), sleep=lambda s: None)
+    with pytest.raises(UserError, match="after 2 attempts .* is the server running"):
+        client.chat([{"role": "user", "content": "hi"}])
+
+
+def test_missing_api_key_variable_is_an_error(monkeypatch):
+    monkeypatch.delenv("NO_SUCH_KEY", raising=False)
+    with pytest.raises(UserError, match="NO_SUCH_KEY is not set"):
+        OpenAIClient(EndpointConfig("http://127.0.0.1:1/v1", api_key_env="NO_SUCH_KEY"))
+
+
+@pytest.fixture
+def serve_process(tiny_model_dir):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "lowres_mt", "serve", "--base-model", str(tiny_model_dir),
+                             "--port", "0", "--max-new-tokens", "6"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    if "serving" not in line:
+        proc.kill()
+        pytest.fail(f"lowres-mt serve did not start: {line}{proc.stderr.read()[-2000:]}")
+    yield line.split(" at ", 1)[1].split()[0]
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_openai_system_over_lowres_mt_serve_gives_the_local_hypotheses(tmp_path, fake_corpora, serve_process,  # noqa: F811
+                                                                      tiny_model_dir):
+    import dataclasses
+
+    from lowres_mt.evaluate.runner import run_eval
+
+    # one sentence at a time on both sides: a random tiny model's near-tied logits make greedy
+    # outputs depend on how sentences were padded into batches
+    cfg = _cfg(systems=("zero-shot", "openai:local"), testsets=("toy:test",), max_new_tokens=6, batch_size=1,
+               openai={"local": EndpointConfig(serve_process, model=tiny_model_dir.name, concurrency=1)})
+    cfg = dataclasses.replace(cfg, base_model=str(tiny_model_dir))
+    outcome = run_eval(cfg, results_root=tmp_path / "results", progress=False)
+    by_system: dict[str, dict[str, list[str]]] = {}
+    for r in outcome.results:
+        hyps = (tmp_path / "results" / "toy" / r["path"]).with_suffix(".txt").read_text().splitlines()
+        by_system.setdefault(r["system"], {})[r["direction"]] = hyps
+    assert set(by_system) == {"zero-shot", "openai:local"}
+    assert by_system["openai:local"] == by_system["zero-shot"]
+    assert any(h for hyps in by_system["zero-shot"].values() for h in hyps)
+
+
+def test_eval_with_a_server_that_is_down_exits_with_one_line(tmp_path, fake_corpora, tiny_model_dir,  # noqa: F811
+                                                            monkeypatch, capsys):
+    from lowres_mt.cli import main
+    from lowres_mt.config import dump_recipe
+
+    recipe = tmp_path / "toy.yaml"
+    recipe.write_text(dump_recipe(_cfg(systems=("openai:down",), testsets=("toy:test",), sample=2)))
+    monkeypatch.setenv("LOWRES_MT_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setattr(sys, "argv", ["lowres-mt", "eval", str(recipe), f"base_model={tiny_model_dir}",
+                                      f"eval.openai.down.base_url=http://127.0.0.1:{free_port()}/v1",
+                                      "eval.openai.down.retries=0"])
+    with pytest.raises(SystemExit) as done:
+        main()
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and "is the server running" in err and "Traceback" not in err

@@ -127,8 +127,13 @@ def test_eval_writes_results_report_and_reuses_cache(tmp_path, fake_corpora, tin
         f"SysA {WMT[int(i)][1]}" for i in ids]
     assert maker.guard_dropped["en-is"] == 1  # the pool pair that is also a test sentence
 
+    icl = json.loads((root / "icl" / "toy-test.en-is.json").read_text())
+    assert set(icl["shot_copies"]) == {"rate", "count"}
+    assert result["shot_copies"] is None  # zero-shot has no examples to copy
+
     report = (root / "REPORT.md").read_text()
     assert "## toy:test en→is (n=4)" in report and "tell: skipped" in report
+    assert f"icl toy:test en-is: {icl['shot_copies']['count']} of 4 hypotheses" in report
     assert (root / "plots" / "chrf.png").stat().st_size > 1000
 
     # nothing changed: no generation, same files
@@ -243,3 +248,16 @@ def test_training_vocabulary_decoding_is_opt_in_and_keyed(tmp_path, fake_corpora
         engine = maker._engine_for(("run", str(run)))
         assert (engine.allowed is None) is (cfg is free)  # the engine test checks what it allows
     assert json.loads((results / "toy" / "sft" / "toy-test.en-is.json").read_text())["decode"]["train_vocabulary"]
+
+
+def test_an_icl_answer_that_repeats_a_shot_target_is_counted(tmp_path, fake_corpora, tiny_tokenizer):
+    cfg = _cfg(systems=("icl",), testsets=("toy:test",))
+    maker = _maker(cfg, tiny_tokenizer)
+    maker.make = lambda system, pairs, direction, testset: [  # answers: each sentence's closest shot target
+        row[-1].tgt for row in HypothesisMaker._shots(maker, system, testset, direction, [p.src for p in pairs], 2)]
+    outcome = run_eval(cfg, results_root=tmp_path / "results", maker=maker, progress=False)
+    for result in outcome.results:
+        assert result["shot_copies"] == {"rate": 1.0, "count": 4}
+    report = (tmp_path / "results" / "toy" / "REPORT.md").read_text()
+    assert "icl toy:test en-is: 4 of 4 hypotheses (100.0%) repeat a retrieved example's translation" in report
+

@@ -9,7 +9,8 @@ import pytest
 from lowres_mt.config import RecipeConfig, TaskConfig
 from lowres_mt.data.records import Pair
 from lowres_mt.errors import UserError
-from lowres_mt.evaluate.retrieval import ShotRetriever, guard_pool, normalise, orient
+from lowres_mt.data.guard import normalize
+from lowres_mt.evaluate.retrieval import ShotRetriever, guard_pool, orient
 from lowres_mt.evaluate.systems import apertium_translate, resolve_systems
 
 CFG = RecipeConfig(name="en-is", languages=("en", "is"), task=TaskConfig(train=("parice:eso",)))
@@ -93,7 +94,7 @@ def _pair(src, tgt, i=0):
 
 
 def test_normalise_ignores_case_punctuation_and_spacing():
-    assert normalise("  Góðan   DAGINN! ") == normalise("góðan daginn") == "góðan daginn"
+    assert normalize("  Góðan   DAGINN! ") == normalize("góðan daginn") == "góðan daginn"
 
 
 def test_guard_drops_test_sentences_on_either_side_and_duplicates():
@@ -116,5 +117,9 @@ def test_retriever_puts_the_most_similar_example_last():
     assert shots[0][-1].id == "1" and {p.id for p in shots[0]} == {"1", "2"}
     assert shots[1][-1].id == "3"
     assert len(ShotRetriever(pool, k=10).shots(["x"])[0]) == 4  # k capped at the pool size
+    # a near-duplicate of the sentence being translated, on either side, is never a shot
+    near = [*pool, _pair("The cat sleeps on the sofa!", "e", 4), _pair("köttur", "the cat sleeps on the sofa.", 5)]
+    picked = ShotRetriever(near, k=2).shots(["the cat sleeps on the sofa"])[0]
+    assert len(picked) == 2 and not {p.id for p in picked} & {"1", "4", "5"}
     with pytest.raises(ValueError):
         ShotRetriever([], k=2)

@@ -254,21 +254,13 @@ def task_examples(cfg: RecipeConfig, pairs: list[Pair], costs: list[int],
     for epoch in range(cfg.task.epochs):
         for index, (pair, cost) in enumerate(zip(pairs, costs)):
             direction = cfg.directions[(index + epoch) % len(cfg.directions)]
-            oriented = orient(pair, direction)
+            oriented = pair.towards(direction)
             if oriented is None:
                 continue
             messages = example_messages(oriented, style, cfg.anchor, cfg.language_names)
             out.append((Example(messages, "task", direction, pair.corpus, f"{pair.corpus}#{pair.id}",
                                 oriented.src, oriented.tgt), cost))
     return out
-
-
-def orient(pair: Pair, direction: str) -> Pair | None:
-    if pair.direction == direction:
-        return pair
-    if pair.reversed().direction == direction:
-        return pair.reversed()
-    return None
 
 
 def general_examples(cfg: RecipeConfig, budget: int, count_tokens: TokenCounter,
@@ -354,7 +346,7 @@ def dev_examples(cfg: RecipeConfig, method: str, rng: random.Random) -> list[Exa
     style = style_for(method)
     out = []
     for direction in cfg.directions:
-        oriented = [o for o in (orient(p, direction) for p in pairs) if o is not None]
+        oriented = [o for o in (p.towards(direction) for p in pairs) if o is not None]
         for pair in rng.sample(oriented, min(cfg.task.dev_size, len(oriented))):
             messages = example_messages(pair, style, cfg.anchor, cfg.language_names)
             out.append(Example(messages, "task", direction, cfg.task.dev, f"{cfg.task.dev}#{pair.id}",

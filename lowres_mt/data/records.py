@@ -23,6 +23,13 @@ class Pair:
     def reversed(self) -> Pair:
         return Pair(self.tgt, self.src, self.tgt_lang, self.src_lang, self.corpus, self.id)
 
+    def towards(self, direction: str) -> Pair | None:
+        """This pair turned to `direction` ("src-tgt"); None when it holds other languages."""
+        if self.direction == direction:
+            return self
+        flipped = self.reversed()
+        return flipped if flipped.direction == direction else None
+
 
 @dataclass(frozen=True)
 class Message:

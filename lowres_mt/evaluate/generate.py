@@ -68,6 +68,7 @@ class HypothesisMaker:
         self._external: dict[tuple[str, str], dict] = {}
         self._book = None  # BookContext, loaded on first use by `icl-book`
         self.guard_dropped: dict[str, int] = {}
+        self.shot_targets: dict[tuple[str, str, str], list[list[str]]] = {}  # (system, testset, direction)
 
     def make(self, system: System, pairs: Sequence[Pair], direction: str, testset: str) -> list[str]:
         sources = [p.src for p in pairs]
@@ -81,11 +82,12 @@ class HypothesisMaker:
             return self._external_rows(system, pairs, direction, testset)
         if system.kind in ("base", "icl"):
             engine = self._engine_for(("base", system.model))
-            shots = self._retriever(direction, self.cfg.eval.icl_k).shots(sources) if system.kind == "icl" else None
+            shots = self._shots(system, testset, direction, sources, self.cfg.eval.icl_k) \
+                if system.kind == "icl" else None
             return engine.translate(sources, src, tgt, style="plain", anchor=self.cfg.anchor,
                                     names=self.cfg.language_names, shots=shots, description=label)
         if system.kind == "openai":
-            return self._remote_translate(system, sources, src, tgt, label)
+            return self._remote_translate(system, testset, sources, src, tgt, label)
         if system.kind == "icl-book":
             return self._book_translate(self._engine_for(("base", system.model)), sources, src, tgt, label)
         if system.kind == "adapter":
@@ -118,6 +120,12 @@ class HypothesisMaker:
         self._engine_key = key
         return self._engine
 
+    def _shots(self, system: System, testset: str, direction: str, sources: Sequence[str], k: int) -> list[list[Pair]]:
+        """Retrieved examples per source; their targets are kept for the shot-copy rate."""
+        shots = self._retriever(direction, k).shots(sources)
+        self.shot_targets[(system.name, testset, direction)] = [[p.tgt for p in row] for row in shots]
+        return shots
+
     def _retriever(self, direction: str, k: int) -> ShotRetriever:
         if (direction, k) not in self._retrievers:
             if not self.cfg.task.train:
@@ -131,7 +139,7 @@ class HypothesisMaker:
             self._retrievers[(direction, k)] = ShotRetriever(kept, k)
         return self._retrievers[(direction, k)]
 
-    def _remote_translate(self, system: System, sources: Sequence[str], src: str, tgt: str,
+    def _remote_translate(self, system: System, testset: str, sources: Sequence[str], src: str, tgt: str,
                           label: str) -> list[str]:
         """Our prompt for each source, answered by the endpoint (chat turns, or rendered as text)."""
         from lowres_mt.api.client import OpenAIClient
@@ -140,7 +148,7 @@ class HypothesisMaker:
         endpoint = self.cfg.eval.openai[system.name.split(":", 1)[1]]
         client = OpenAIClient(endpoint, max_tokens=self.settings.max_new_tokens)
         direction = f"{src}-{tgt}"
-        shots = self._retriever(direction, endpoint.shots).shots(sources) if endpoint.shots else None
+        shots = self._shots(system, testset, direction, sources, endpoint.shots) if endpoint.shots else None
         anchor, names = self.cfg.anchor, self.cfg.language_names
         todo = [i for i, s in enumerate(sources) if s.strip()]
         requests = []

@@ -6,7 +6,10 @@
 - copies: the share of hypotheses that are near-copies of their source
   (`lowres_mt.data.filters.is_near_copy`: equal after normalisation, or sentence chrF ≥ 80).
 
-Both come from the hypotheses alone, so a rerun fills them in for results whose hypotheses are
+- shot copies (`icl`, `openai:` with shots): the share that are near-copies of one of their
+  retrieved examples' targets; computed when the hypotheses are made (it needs the shots).
+
+Off-target and copies come from the hypotheses alone, so a rerun fills them in for results whose hypotheses are
 reused from the cache.
 """
 
@@ -34,4 +37,13 @@ def copies(sources: Sequence[str], hyps: Sequence[str]) -> dict | None:
     if not hyps:
         return None
     count = sum(is_near_copy(hyp, src) for src, hyp in zip(sources, hyps, strict=True))
+    return {"rate": round(count / len(hyps), 4), "count": count}
+
+
+def shot_copies(hyps: Sequence[str], shot_targets: Sequence[Sequence[str]]) -> dict | None:
+    """{"rate", "count"} of hypotheses that are near-copies of a retrieved example's target
+    (an in-context system copying its shots instead of translating)."""
+    if not hyps:
+        return None
+    count = sum(any(is_near_copy(hyp, t) for t in targets) for hyp, targets in zip(hyps, shot_targets, strict=True))
     return {"rate": round(count / len(hyps), 4), "count": count}

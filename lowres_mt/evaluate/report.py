@@ -145,6 +145,9 @@ def render_markdown(results: list[dict], notes: list[str], cfg: RecipeConfig,
     if guard:
         notes = [*notes, "icl: the contamination guard dropped " + ", ".join(
             f"{n} {d} pool pairs" for d, n in sorted(guard.items())) + " that occur in a test set"]
+    notes = [*notes, *(f"{r['system']} {r['testset']} {r['direction']}: {r['shot_copies']['count']} of {r['n']} "
+                       f"hypotheses ({fmt_rate(r['shot_copies'])}) repeat a retrieved example's translation"
+                       for r in results if r.get("shot_copies"))]
     if notes:
         lines += ["## Notes", "", *(f"- {note}" for note in notes), ""]
     lines += ["## chrF overview", "", *_markdown_table(*overview_rows(results)), ""]

@@ -1,34 +1,24 @@
 """Few-shot example retrieval for the `icl` system: BM25 (bm25s) over the source side of the
-recipe's training pairs, with a contamination guard against the test sets."""
+recipe's training pairs, with a contamination guard against the test sets and no shot that
+nearly repeats the sentence being translated."""
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 
 import bm25s
 from bm25s.tokenization import Tokenizer
 
+from lowres_mt.data.filters import is_near_copy
+from lowres_mt.data.guard import normalize
 from lowres_mt.data.records import Pair
 
-_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
-
-
-def normalise(text: str) -> str:
-    """Comparison key for the guard: NFKC, case-folded, punctuation and spacing removed."""
-    return _NON_WORD.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+NEAR_DUPLICATE_SLACK = 8  # candidates retrieved beyond k, so near-duplicates can be skipped
 
 
 def orient(pairs: Iterable[Pair], direction: str) -> list[Pair]:
     """Pairs turned to `direction` (src-tgt); pairs of other languages are left out."""
-    out = []
-    for pair in pairs:
-        if pair.direction == direction:
-            out.append(pair)
-        elif pair.reversed().direction == direction:
-            out.append(pair.reversed())
-    return out
+    return [o for o in (p.towards(direction) for p in pairs) if o is not None]
 
 
 def guard_pool(pool: Sequence[Pair], protected: Iterable[Pair]) -> tuple[list[Pair], int]:
@@ -36,12 +26,12 @@ def guard_pool(pool: Sequence[Pair], protected: Iterable[Pair]) -> tuple[list[Pa
     (test) pair; also drop repeated sources. Returns (kept, number dropped by the guard)."""
     banned = set()
     for pair in protected:
-        banned.add(normalise(pair.src))
-        banned.add(normalise(pair.tgt))
+        banned.add(normalize(pair.src))
+        banned.add(normalize(pair.tgt))
     banned.discard("")
     kept, seen, dropped = [], set(), 0
     for pair in pool:
-        src, tgt = normalise(pair.src), normalise(pair.tgt)
+        src, tgt = normalize(pair.src), normalize(pair.tgt)
         if src in banned or tgt in banned:
             dropped += 1
         elif src and tgt and src not in seen:
@@ -53,7 +43,8 @@ def guard_pool(pool: Sequence[Pair], protected: Iterable[Pair]) -> tuple[list[Pa
 class ShotRetriever:
     """The k pool pairs most similar to a source sentence (BM25 on word tokens, case-folded).
 
-    Shots come most-similar-last, so the closest example sits right before the query.
+    Shots come most-similar-last, so the closest example sits right before the query. A pool
+    pair that is a near-duplicate of the query (`near_duplicate`) is never a shot.
     """
 
     def __init__(self, pool: Sequence[Pair], k: int):
@@ -73,5 +64,17 @@ class ShotRetriever:
             return []
         query = self.tokenizer.tokenize(list(sources), update_vocab=False, return_as="ids",
                                         show_progress=False)
-        docs, _scores = self.index.retrieve(query, k=self.k, show_progress=False)
-        return [[self.pool[int(i)] for i in reversed(row)] for row in docs]
+        depth = min(len(self.pool), self.k + NEAR_DUPLICATE_SLACK)
+        docs, _scores = self.index.retrieve(query, k=depth, show_progress=False)
+        out = []
+        for source, row in zip(sources, docs, strict=True):
+            candidates = (self.pool[int(i)] for i in row)
+            picked = [p for p in candidates if not near_duplicate(p, source)][:self.k]
+            out.append(picked[::-1])
+        return out
+
+
+def near_duplicate(pair: Pair, source: str) -> bool:
+    """Whether a pool pair repeats the sentence being translated on either side (a shot that is
+    the test sentence itself, reworded or in the other language's slot, would be copied)."""
+    return is_near_copy(pair.src, source) or is_near_copy(pair.tgt, source)

@@ -78,7 +78,7 @@ def sample_testsets(cfg: RecipeConfig, size: int) -> dict[tuple[str, str], list[
         for direction in corpora.set_info(ref).directions:
             if direction not in cfg.directions:
                 continue
-            out[(ref, direction)] = [p if p.direction == direction else p.reversed() for p in chosen]
+            out[(ref, direction)] = [p.towards(direction) for p in chosen]
     return out
 
 
@@ -194,6 +194,7 @@ def _evaluate(job: Job, cfg: RecipeConfig, settings: DecodeSettings, maker: Hypo
         "scores": scores, "significance": old.get("significance") if reuse else None,
         "off_target": rates.off_target(hyps, job.pairs[0].tgt_lang),
         "copies": rates.copies([p.src for p in job.pairs], hyps),
+        "shot_copies": _shot_copies(job, hyps, maker, old if reuse else None),
         "guard_dropped": (old.get("guard_dropped") if reuse else maker.guard_dropped.get(job.direction))
         if system.kind == "icl" else None,
         "timings": timings, "hypotheses": hyp_path.name, "hyp_sha256": hyp_sha,
@@ -202,6 +203,14 @@ def _evaluate(job: Job, cfg: RecipeConfig, settings: DecodeSettings, maker: Hypo
         "path": str(json_path.relative_to(root)),
     }
     return result, not reuse
+
+
+def _shot_copies(job: Job, hyps: list[str], maker: HypothesisMaker, old: dict | None) -> dict | None:
+    """The shot-copy rate of a system with retrieved examples: the stored one when reused."""
+    if old is not None:
+        return old.get("shot_copies")
+    targets = maker.shot_targets.get((job.system.name, job.testset, job.direction))
+    return None if targets is None else rates.shot_copies(hyps, targets)
 
 
 def _job_line(result: dict) -> str:

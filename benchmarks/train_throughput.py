@@ -138,7 +138,7 @@ def load_rows(path: Path | None) -> list[dict]:
 
         path = runs_dir() / "en-is-tell" / "data" / "train.jsonl"
         if not path.is_file():
-            from lowres_mt.data.build import build_dataset
+            from lowres_mt.dataset import build_dataset
 
             build_dataset(load_recipe("en-is"), method="tell", out_dir=path.parent)
     return read_jsonl(path)

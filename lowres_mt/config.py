@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 
@@ -18,6 +18,10 @@ from lowres_mt.io import read_text
 from lowres_mt.typed import at_least, build, to_dict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+Method = Literal["tell", "sft", "tell+book"]  # what `train --method` builds and trains
+METHODS: tuple[str, ...] = get_args(Method)
 
 
 def recipes_dir() -> Path:
@@ -107,7 +111,7 @@ class MonoConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    method: Literal["tell", "sft", "tell+book"] = "tell"
+    method: Method = "tell"
     epochs: float = 1.0
     max_steps: int = -1  # > 0 caps optimizer steps
     batch_tokens: int = at_least(1, 1024)  # tokens per micro-batch (packed rows × longest row); ~1.3 GB of fp32

@@ -170,7 +170,7 @@ def test_unwritable_output_is_one_line_and_leaves_nothing(world, monkeypatch, ca
     def fail(path, rows):
         raise OSError(code, os.strerror(code), str(path))
 
-    monkeypatch.setattr("lowres_mt.data.build.write_jsonl", fail)
+    monkeypatch.setattr("lowres_mt.dataset.write_jsonl", fail)
     one_line(data(monkeypatch, capsys, world / "out"), "train.jsonl", needle)
     assert not [p.name for p in world.iterdir() if "out" in p.name]  # nothing half-written
 

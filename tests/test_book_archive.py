@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from lowres_mt.book.archive import extract_member, read_member_text, safe_members, unsafe_reason
+from lowres_mt.corpora.book.archive import (
+    extract_member,
+    read_member_text,
+    safe_members,
+    unsafe_reason,
+)
 from lowres_mt.errors import UserError
 
 MIRROR_ZIP = (Path(__file__).resolve().parents[2] / "shared" / "corpora" / "mtob_xri_derived"

@@ -22,11 +22,11 @@ def count_words(texts):
 
 @pytest.fixture(scope="module")
 def kgv(tmp_path_factory):
-    from lowres_mt.book.readers import record_texts
     from lowres_mt.config import load_recipe
     from lowres_mt.corpora import fetch, load_set
-    from lowres_mt.data.build import protected_sets
-    from lowres_mt.data.guard import guard_from_sets, normalize
+    from lowres_mt.corpora.book.readers import record_texts
+    from lowres_mt.data.guard import guard_from_sets, protected_sets
+    from lowres_mt.text import normalize
 
     patch = pytest.MonkeyPatch()
     patch.setenv("LOWRES_MT_MIRROR", str(MIRROR))
@@ -58,7 +58,7 @@ def test_split_sizes_and_the_overlap_the_issue_describes(kgv):
 
 
 def test_task_pool_holds_no_test_sentence(kgv):
-    from lowres_mt.data.build import load_task_pool
+    from lowres_mt.dataset import load_task_pool
 
     stats = {}
     pool = load_task_pool(kgv["cfg"], kgv["guard"], stats)

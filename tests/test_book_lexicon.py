@@ -3,9 +3,9 @@
 import pytest
 
 from lowres_mt.book.lexicon import Lexicon, format_entry, stem_en
-from lowres_mt.book.records import Lexeme
-from lowres_mt.book.splits import NearDuplicates, SpanGuard, split_dictionary_examples
-from lowres_mt.data.records import Pair
+from lowres_mt.corpora.book.records import Lexeme
+from lowres_mt.corpora.book.splits import NearDuplicates, SpanGuard, split_dictionary_examples
+from lowres_mt.records import Pair
 
 
 def lex(head: str, gloss: str, pos: str = "") -> Lexeme:

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from lowres_mt.book import cldf, latex, mtob
-from lowres_mt.book.records import BookSection, GlossedExample, Lexeme, join_morphemes
-from lowres_mt.book.texmarkup import latex_to_text
+from lowres_mt.corpora.book import cldf, latex, mtob
+from lowres_mt.corpora.book.records import BookSection, GlossedExample, Lexeme, join_morphemes
+from lowres_mt.corpora.book.texmarkup import latex_to_text
 from lowres_mt.corpora.readers import READERS, Source
-from lowres_mt.data.records import Pair
+from lowres_mt.records import Pair
 
 FIX = Path(__file__).parent / "fixtures" / "book"
 GRAMMAR = FIX / "grammar"

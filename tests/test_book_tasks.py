@@ -14,10 +14,11 @@ from lowres_mt.book.aux_tasks import book_examples, split_continuation, split_pa
 from lowres_mt.book.context import BookContext
 from lowres_mt.config import load_recipe
 from lowres_mt.corpora import fetch
-from lowres_mt.data.build import build_dataset, protected_sets
-from lowres_mt.data.guard import guard_from_sets, normalize
+from lowres_mt.data.guard import guard_from_sets, protected_sets
 from lowres_mt.data.prompts import response_prefix
+from lowres_mt.dataset import build_dataset
 from lowres_mt.io import read_jsonl
+from lowres_mt.text import normalize
 
 FIX = Path(__file__).parent / "fixtures" / "book"
 MACROS = {"macros": "localcommands.tex"}

@@ -8,10 +8,11 @@ import pytest
 
 import lowres_mt.corpora
 from lowres_mt.config import load_recipe
-from lowres_mt.data.build import build_dataset, token_counter
-from lowres_mt.data.guard import normalize
-from lowres_mt.data.records import Instruction, Message, Pair, Text
+from lowres_mt.data.budget import token_counter
+from lowres_mt.dataset import build_dataset
 from lowres_mt.errors import UserError
+from lowres_mt.records import Instruction, Message, Pair, Text
+from lowres_mt.text import normalize
 
 WORDS = "cat dog house river stone bird tree ship sun moon road fire".split()
 IS_WORDS = "köttur hundur hús á steinn fugl tré skip sól máni vegur eldur".split()
@@ -175,8 +176,8 @@ NOISY = [  # (src, tgt, the counter that drops it, or None when the pair is kept
 
 
 def test_quality_filters_are_counted_per_corpus(corpora):
-    from lowres_mt.data.build import load_task_pool
     from lowres_mt.data.guard import ContaminationGuard
+    from lowres_mt.dataset import load_task_pool
 
     corpora["toy:noisy"] = [Pair(s, t, "en", "is", "toy:noisy", str(i)) for i, (s, t, _) in enumerate(NOISY)]
     stats, dropped = {}, []

@@ -6,8 +6,9 @@ import pytest
 
 from lowres_mt.config import load_recipe
 from lowres_mt.corpora import load_set, mirror_dir
-from lowres_mt.data.build import build_dataset, protected_sets
-from lowres_mt.data.guard import normalize
+from lowres_mt.data.guard import protected_sets
+from lowres_mt.dataset import build_dataset
+from lowres_mt.text import normalize
 
 pytestmark = pytest.mark.skipif(mirror_dir() is None, reason="no corpora mirror here (set LOWRES_MT_MIRROR)")
 

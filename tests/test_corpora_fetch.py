@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from lowres_mt.cli.corpora import app as corpora_app
 from lowres_mt.corpora import fetch, load_manifest, load_set
-from lowres_mt.data.records import Pair
 from lowres_mt.errors import UserError
+from lowres_mt.records import Pair
 
 FILES = {"toy.en": "Hello.\nThank you.\n", "toy.is": "Halló.\nTakk fyrir.\n"}
 

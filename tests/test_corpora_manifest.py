@@ -7,8 +7,8 @@ import yaml
 
 from lowres_mt.corpora import list_manifests, load_manifest, load_set, read_set, set_info
 from lowres_mt.corpora.fetch import mirror_dir, sha256_file
-from lowres_mt.data.records import Instruction, Pair, SystemOutput, Text
 from lowres_mt.errors import UserError
+from lowres_mt.records import Instruction, Pair, SystemOutput, Text
 
 PARICE = ("tatoeba", "eso", "hagstofan", "ees34", "ema08", "ubuntu", "baekur", "kde4", "fornritin")
 EXPECTED_SETS = {  # corpus -> {set: role}, fixed by the cross-module contract

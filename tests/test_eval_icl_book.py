@@ -5,9 +5,9 @@ from conftest import make_tiny_model
 
 from lowres_mt.config import load_recipe
 from lowres_mt.corpora import load_set, mirror_dir
-from lowres_mt.data.guard import normalize
 from lowres_mt.evaluate.generate import HypothesisMaker
 from lowres_mt.evaluate.systems import resolve_systems
+from lowres_mt.text import normalize
 from lowres_mt.translate import DecodeSettings
 
 pytestmark = [pytest.mark.skipif(mirror_dir() is None, reason="no corpora mirror here"),

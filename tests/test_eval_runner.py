@@ -7,10 +7,10 @@ import pytest
 from conftest import make_tiny_model
 
 from lowres_mt.config import EvalConfig, RecipeConfig, TaskConfig, dump_recipe, load_recipe
-from lowres_mt.data.records import Pair, SystemOutput
 from lowres_mt.errors import UserError
 from lowres_mt.evaluate.generate import HypothesisMaker
 from lowres_mt.evaluate.runner import run_eval
+from lowres_mt.records import Pair, SystemOutput
 from lowres_mt.translate import DecodeSettings
 
 pytestmark = pytest.mark.usefixtures("one_thread")

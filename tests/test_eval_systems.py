@@ -7,11 +7,11 @@ import stat
 import pytest
 
 from lowres_mt.config import RecipeConfig, TaskConfig
-from lowres_mt.data.guard import normalize
-from lowres_mt.data.records import Pair
 from lowres_mt.errors import UserError
 from lowres_mt.evaluate.retrieval import ShotRetriever, guard_pool, orient
 from lowres_mt.evaluate.systems import apertium_translate, resolve_systems
+from lowres_mt.records import Pair
+from lowres_mt.text import normalize
 
 CFG = RecipeConfig(name="en-is", languages=("en", "is"), task=TaskConfig(train=("parice:eso",)))
 

@@ -9,7 +9,7 @@ from lowres_mt.data.filters import (
     unescape_entities,
     wrong_language,
 )
-from lowres_mt.data.records import Pair
+from lowres_mt.records import Pair
 
 
 def pair(src, tgt, src_lang="en", tgt_lang="is"):

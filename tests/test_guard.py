@@ -1,5 +1,6 @@
-from lowres_mt.data.guard import ContaminationGuard, normalize
-from lowres_mt.data.records import Pair
+from lowres_mt.data.guard import ContaminationGuard
+from lowres_mt.records import Pair
+from lowres_mt.text import normalize
 
 
 def test_normalize_ignores_case_punctuation_spacing():

@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import make_tiny_model
 
-from lowres_mt import models
+from lowres_mt import conversion
 from lowres_mt.config import RecipeConfig, dump_recipe
 from lowres_mt.errors import UserError
 from lowres_mt.models import (
@@ -183,7 +183,7 @@ def test_bundled_gguf_converts_once_into_a_hf_folder(tmp_path, monkeypatch):
     assert tokenizer.apply_chat_template(MESSAGES[:1], tokenize=False) == "<|im_start|>user\nHello<|im_end|>\n"
     assert model.generation_config.eos_token_id == tokenizer.eos_token_id
 
-    monkeypatch.setattr(models, "_convert", lambda *a: pytest.fail("converted twice"))
+    monkeypatch.setattr(conversion, "_convert", lambda *a: pytest.fail("converted twice"))
     assert resolve_base("tiny-gguf") == folder
 
 
@@ -297,7 +297,7 @@ def _sentencepiece_like(fields, tmp_path):
 
 
 def test_gemma_tokenizer_from_gguf_fields_matches_sentencepiece(tmp_path):
-    from lowres_mt.models import _gemma_tokenizer
+    from lowres_mt.conversion import _gemma_tokenizer
 
     pieces = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>", "\n", "  ",
               "\u2581", "a", "b", "c", "\u2581a", "ab", "\u2581ab", "bc", "\u2581abc", "ca"]
@@ -316,7 +316,8 @@ def test_gemma_tokenizer_from_gguf_fields_matches_sentencepiece(tmp_path):
 
 @pytest.mark.slow
 def test_real_gemma_tokenizer_matches_sentencepiece(tmp_path):
-    from lowres_mt.models import REGISTRY, _gguf_fields, load_tokenizer
+    from lowres_mt.conversion import _gguf_fields
+    from lowres_mt.models import REGISTRY, load_tokenizer
 
     tokenizer = load_tokenizer("gemma-3-270m")
     reference = _sentencepiece_like(_gguf_fields(REGISTRY["gemma-3-270m"].gguf(tmp_path)), tmp_path)

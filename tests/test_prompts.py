@@ -8,7 +8,7 @@ from lowres_mt.data.prompts import (
     prompt_messages,
     style_for,
 )
-from lowres_mt.data.records import Pair
+from lowres_mt.records import Pair
 
 ANCHOR = AnchorConfig()
 PAIR = Pair("Good morning.", "Góðan daginn.", "en", "is")

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from lowres_mt.corpora.readers import READERS, Source
-from lowres_mt.data.records import Instruction, Message, Pair, SystemOutput, Text
 from lowres_mt.errors import UserError
+from lowres_mt.records import Instruction, Message, Pair, SystemOutput, Text
 
 FIXTURES = Path(__file__).parent / "fixtures" / "corpora"
 # format -> (fixture files, languages, options, record type): one row per registered reader
@@ -147,8 +147,8 @@ def test_reader_set_checks(fmt, files, languages, options, problem):
     assert READERS["aligned"].check_set(("a", "b"), ("en", "is"), {}) is None
 
 
-# the grammar-book formats (lowres_mt.book.readers) have their own fixtures in test_book_readers.py
-CORE_FORMATS = sorted(f for f, r in READERS.items() if r.read.__module__ != "lowres_mt.book.readers")
+# the grammar-book formats (lowres_mt.corpora.book.readers) have their own fixtures in test_book_readers.py
+CORE_FORMATS = sorted(f for f, r in READERS.items() if r.read.__module__ != "lowres_mt.corpora.book.readers")
 
 
 @pytest.mark.parametrize("fmt", CORE_FORMATS)

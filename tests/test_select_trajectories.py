@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lowres_mt.config import RecipeConfig, TrainConfig
-from lowres_mt.data.records import Instruction, Message
+from lowres_mt.records import Instruction, Message
 from lowres_mt.select import proxy_settings
 from lowres_mt.select.trajectories import (
     cache_key,

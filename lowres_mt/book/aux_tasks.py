@@ -15,13 +15,13 @@ from __future__ import annotations
 import random
 import re
 
-from lowres_mt.book.records import BookSection, GlossedExample, Lexeme
 from lowres_mt.book.resources import BookResources, load_resources, protected_spans
 from lowres_mt.config import RecipeConfig
-from lowres_mt.data.build import TokenCounter, costed_in_random_order
+from lowres_mt.corpora.book.records import BookSection, GlossedExample, Lexeme
+from lowres_mt.data.budget import TokenCounter, costed_in_random_order
 from lowres_mt.data.guard import ContaminationGuard
 from lowres_mt.data.prompts import example_messages, language_name
-from lowres_mt.data.records import Example, Message, Pair
+from lowres_mt.records import Example, Message, Pair
 
 KINDS = ("words", "gloss", "gloss-translation", "passages")
 # a candidate: (example, the content text whose tokens it costs)

@@ -27,11 +27,11 @@ from lowres_mt.book.lexicon import (
     stem_en,
     words,
 )
-from lowres_mt.book.records import BookSection
 from lowres_mt.config import AnchorConfig, RecipeConfig
+from lowres_mt.corpora.book.records import BookSection
 from lowres_mt.data.guard import ContaminationGuard
 from lowres_mt.data.prompts import language_name, prompt_messages
-from lowres_mt.data.records import Message, Pair
+from lowres_mt.records import Message, Pair
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
 SETTINGS = {"W": {"W": 1.0}, "W+S": {"W": 0.4, "S": 0.6}, "W+S+G": {"W": 0.25, "S": 0.35, "G": 0.4}}

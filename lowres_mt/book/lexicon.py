@@ -17,7 +17,7 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable
 
-from lowres_mt.book.records import Lexeme
+from lowres_mt.corpora.book.records import Lexeme
 
 _WORD = re.compile(r"[^\W\d_](?:[\w'’∼~-]*\w)?", re.UNICODE)
 STOPWORDS = frozenset(

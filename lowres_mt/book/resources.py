@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lowres_mt.book.readers import record_texts
-from lowres_mt.book.records import BookSection, GlossedExample, Lexeme, join_morphemes
-from lowres_mt.book.splits import SpanGuard
 from lowres_mt.config import RecipeConfig
+from lowres_mt.corpora.book.readers import record_texts
+from lowres_mt.corpora.book.records import BookSection, GlossedExample, Lexeme, join_morphemes
+from lowres_mt.corpora.book.splits import SpanGuard
 from lowres_mt.data.guard import ContaminationGuard
-from lowres_mt.data.records import Pair
 from lowres_mt.errors import UserError
+from lowres_mt.records import Pair
 
 
 @dataclass
@@ -31,7 +31,7 @@ class BookResources:
 def protected_spans(cfg: RecipeConfig) -> SpanGuard:
     """A SpanGuard over every sentence of the recipe's dev/test/guard sets."""
     from lowres_mt.corpora import load_set
-    from lowres_mt.data.build import protected_sets
+    from lowres_mt.data.guard import protected_sets
 
     texts: list[str] = []
     for ref in protected_sets(cfg):

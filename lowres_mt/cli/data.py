@@ -20,7 +20,7 @@ def data(
                              "command [default: runs/<recipe>-<method>/data]"),
 ) -> None:
     """Build train.jsonl/dev.jsonl (+ manifest) from the recipe's corpora."""
-    from lowres_mt.data.build import build_dataset
+    from lowres_mt.dataset import build_dataset
 
     cfg = load_recipe(recipe, [*(overrides or []), f"train.method={method}"])
     out_dir = out or runs_dir() / f"{cfg.name}-{method}" / "data"

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from lowres_mt.corpora.fetch import cache_dir, fetch_file, mirror_dir
 from lowres_mt.corpora.manifest import FileEntry, Manifest, SetSpec, list_manifests, load_manifest
 from lowres_mt.corpora.readers import READERS, Source
-from lowres_mt.data.records import Instruction, Pair, SystemOutput, Text
 from lowres_mt.errors import UserError
+from lowres_mt.records import Instruction, Pair, SystemOutput, Text
 
 __all__ = [
     "FileEntry", "Manifest", "SetData", "SetInfo", "cache_dir", "fetch_file", "list_manifests",

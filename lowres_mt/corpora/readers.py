@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lowres_mt.data.records import Instruction, Message, Pair, SystemOutput, Text
+from lowres_mt.corpora.book import readers as book
 from lowres_mt.errors import UserError
 from lowres_mt.io import iter_lines, read_text
+from lowres_mt.records import Instruction, Message, Pair, SystemOutput, Text
 
 
 @dataclass
@@ -306,9 +307,7 @@ READERS: dict[str, Reader] = {
 }
 
 
-# --- grammar-book track (lowres_mt.book.readers) ---------------------------------------------
-from lowres_mt.book import readers as book  # noqa: E402
-
+# --- grammar-book track (lowres_mt.corpora.book.readers) ---
 READERS.update({
     "mtob-pairs": Reader(book.read_mtob_pairs, files=1, languages=2, options=("member", "password", "labels"),
                          check=book.check_archive_options("labels")),

@@ -23,8 +23,8 @@ from functools import cache
 
 from sacrebleu.metrics import CHRF
 
-from lowres_mt.data.guard import normalize
-from lowres_mt.data.records import Pair
+from lowres_mt.records import Pair
+from lowres_mt.text import normalize
 
 NEAR_COPY_CHRF = 80.0
 # Not the most likely language is not enough: lingua often ranks German or Norwegian first for a

@@ -6,18 +6,14 @@ removed), so trivial variants of a test sentence are caught too.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from lowres_mt.data.records import Pair
+from lowres_mt.records import Pair
+from lowres_mt.text import normalize
 
-_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
-
-
-def normalize(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text).casefold()
-    return _NON_WORD.sub(" ", text).strip()
+if TYPE_CHECKING:
+    from lowres_mt.config import RecipeConfig
 
 
 class ContaminationGuard:
@@ -44,6 +40,12 @@ class ContaminationGuard:
         pairs = list(pairs)
         kept = [p for p in pairs if self.is_clean(p)]
         return kept, len(pairs) - len(kept)
+
+
+def protected_sets(cfg: RecipeConfig) -> list[str]:
+    """Every set no training sentence may come from: the guard list, the dev set and the test sets."""
+    refs = list(cfg.task.guard) + list(cfg.eval.testsets) + ([cfg.task.dev] if cfg.task.dev else [])
+    return list(dict.fromkeys(refs))
 
 
 def guard_from_sets(refs: Iterable[str]) -> ContaminationGuard:

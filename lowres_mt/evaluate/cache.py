@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lowres_mt.config import RecipeConfig
-from lowres_mt.data.records import Pair
 from lowres_mt.evaluate.systems import System
 from lowres_mt.models import TRAIN_VOCABULARY
+from lowres_mt.records import Pair
 from lowres_mt.translate import DecodeSettings
 from lowres_mt.typed import to_dict
 

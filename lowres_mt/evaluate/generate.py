@@ -10,13 +10,13 @@ from pathlib import Path
 from rich.console import Console
 
 from lowres_mt.config import RecipeConfig
-from lowres_mt.data.build import token_counter
+from lowres_mt.data.budget import token_counter
 from lowres_mt.data.prompts import parse_response, prompt_messages
-from lowres_mt.data.records import Pair
 from lowres_mt.errors import UserError
 from lowres_mt.evaluate.retrieval import ShotRetriever, guard_pool, orient
 from lowres_mt.evaluate.systems import System, apertium_translate, external_outputs
 from lowres_mt.progress import bar as progress_bar
+from lowres_mt.records import Pair
 from lowres_mt.translate import DecodeSettings, Engine, merge_lora
 from lowres_mt.translate.engine import build_prompt
 
@@ -177,8 +177,7 @@ class HypothesisMaker:
         retrieved for each source (setting `book.context`) within `book.context_tokens`."""
         if self._book is None:
             from lowres_mt.book.context import BookContext
-            from lowres_mt.data.build import protected_sets
-            from lowres_mt.data.guard import guard_from_sets
+            from lowres_mt.data.guard import guard_from_sets, protected_sets
 
             self._book = BookContext.from_config(self.cfg, guard_from_sets(protected_sets(self.cfg)))
         count = token_counter(engine.tokenizer)

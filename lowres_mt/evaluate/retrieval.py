@@ -10,8 +10,8 @@ import bm25s
 from bm25s.tokenization import Tokenizer
 
 from lowres_mt.data.filters import is_near_copy
-from lowres_mt.data.guard import normalize
-from lowres_mt.data.records import Pair
+from lowres_mt.records import Pair
+from lowres_mt.text import normalize
 
 NEAR_DUPLICATE_SLACK = 8  # candidates retrieved beyond k, so near-duplicates can be skipped
 

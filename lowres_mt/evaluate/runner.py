@@ -17,7 +17,6 @@ from pathlib import Path
 from rich.console import Console
 
 from lowres_mt.config import RecipeConfig
-from lowres_mt.data.records import Pair
 from lowres_mt.errors import UserError
 from lowres_mt.evaluate import cache, metrics, rates
 from lowres_mt.evaluate.comet import NO_COMET
@@ -25,6 +24,7 @@ from lowres_mt.evaluate.generate import HypothesisMaker
 from lowres_mt.evaluate.report import fmt_rate, load_results, write_report
 from lowres_mt.evaluate.systems import System, external_outputs, resolve_systems, runs_dir
 from lowres_mt.io import write_json, write_text
+from lowres_mt.records import Pair
 from lowres_mt.translate import DecodeSettings
 
 KIND_ORDER = {"copy": 0, "base": 0, "icl": 1, "icl-book": 1, "openai": 1, "adapter": 2, "apertium": 3, "external": 4}

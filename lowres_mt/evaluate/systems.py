@@ -23,8 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lowres_mt.config import RecipeConfig
-from lowres_mt.data.build import METHODS
+from lowres_mt.config import METHODS, RecipeConfig
 from lowres_mt.data.prompts import style_for
 from lowres_mt.errors import UserError
 from lowres_mt.models import TRAIN_VOCABULARY

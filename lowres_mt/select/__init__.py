@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 from lowres_mt.config import RecipeConfig, runs_dir
-from lowres_mt.data.records import Instruction
 from lowres_mt.errors import UserError
 from lowres_mt.io import check_replaceable, write_json, write_jsonl
+from lowres_mt.records import Instruction
 from lowres_mt.select.cluster import DEFAULT_CLUSTERS, cluster_trajectories
 from lowres_mt.select.report import (
     SelectionReport,
@@ -90,7 +90,7 @@ def _content_tokens(cfg: RecipeConfig, records: list[Instruction], tokenizer, ca
         counts = json.loads(path.read_text(encoding="utf-8"))
         if len(counts) == len(records):
             return counts
-    from lowres_mt.data.build import token_counter
+    from lowres_mt.data.budget import token_counter
 
     if tokenizer is None:
         from lowres_mt.models import load_tokenizer

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lowres_mt.config import RecipeConfig, TrainConfig
-from lowres_mt.data.records import Example, Instruction
 from lowres_mt.io import write_jsonl
+from lowres_mt.records import Example, Instruction
 from lowres_mt.train.batching import plan_epoch
 from lowres_mt.train.checkpoint import ADAPTER_FILE, list_checkpoints
 from lowres_mt.train.tokenize import TokenizedExample

@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lowres_mt.data.records import Instruction
 from lowres_mt.errors import UserError
 from lowres_mt.io import atomic_path, write_json
 from lowres_mt.progress import bar as progress_bar
+from lowres_mt.records import Instruction
 from lowres_mt.train.batching import collate, group_rows, pack_rows
 from lowres_mt.train.loss import causal_lm_parts
 from lowres_mt.train.tokenize import IGNORE, TokenizedExample, remap_examples, tokenize_example

@@ -11,7 +11,7 @@ import itertools
 import re
 from dataclasses import dataclass
 
-from lowres_mt.data.build import METHODS
+from lowres_mt.config import METHODS
 from lowres_mt.errors import UserError
 
 UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]+")

@@ -123,7 +123,7 @@ def ensure_data(cfg: RecipeConfig, run_dir: Path, tokenizer=None) -> None:
     if (data_dir / "train.jsonl").is_file():
         check_data(cfg, data_dir)
         return
-    from lowres_mt.data.build import build_dataset
+    from lowres_mt.dataset import build_dataset
 
     build_dataset(cfg, method=cfg.train.method, out_dir=data_dir, tokenizer=tokenizer)
 

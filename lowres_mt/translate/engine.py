@@ -29,12 +29,10 @@ from transformers import (
 )
 
 from lowres_mt.config import AnchorConfig, EvalConfig
-from lowres_mt.data.prompts import parse_response, prompt_messages
-from lowres_mt.data.records import Pair
+from lowres_mt.data.prompts import END_OF_TURN_TOKENS, parse_response, prompt_messages
 from lowres_mt.progress import bar as progress_bar
+from lowres_mt.records import Pair
 from lowres_mt.translate.greedy import StopTables, greedy_decode, is_looping
-
-END_OF_TURN_TOKENS = ("<end_of_turn>", "<|im_end|>", "<|eot_id|>", "<|end|>")
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ import csv
 import io
 import re
 
-from lowres_mt.book.records import GlossedExample, Lexeme
-from lowres_mt.data.records import Pair
+from lowres_mt.corpora.book.records import GlossedExample, Lexeme
+from lowres_mt.records import Pair
 
 _EN = frozenset("the a an is are was were he she they i you to of in and it that this with for on at "
                 "his her their we not there be have has had don't my your what who from will".split())

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import re
 
-from lowres_mt.book.records import BookSection, GlossedExample, Lexeme
-from lowres_mt.book.texmarkup import command_args, latex_to_text, strip_comments
+from lowres_mt.corpora.book.records import BookSection, GlossedExample, Lexeme
+from lowres_mt.corpora.book.texmarkup import command_args, latex_to_text, strip_comments
 
 _HEADING = re.compile(r"\\(chapter|addchap|section|subsection|subsubsection)\*?\s*(?:\[[^\]]*\])?\s*\{")
 _LEVEL = {"chapter": 0, "addchap": 0, "section": 1, "subsection": 2, "subsubsection": 3}

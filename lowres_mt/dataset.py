@@ -15,22 +15,21 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from lowres_mt.config import RecipeConfig, TaskConfig, dump_recipe
+from lowres_mt.config import METHODS, RecipeConfig, TaskConfig, dump_recipe
 from lowres_mt.data import filters
-from lowres_mt.data.guard import ContaminationGuard, guard_from_sets
+from lowres_mt.data.budget import TokenCounter, costed_in_random_order, token_counter
+from lowres_mt.data.guard import ContaminationGuard, guard_from_sets, protected_sets
 from lowres_mt.data.prompts import example_messages, style_for
-from lowres_mt.data.records import Example, Instruction, Message, Pair, Text
 from lowres_mt.errors import UserError
 from lowres_mt.io import atomic_dir, check_replaceable, read_jsonl, write_json, write_jsonl
+from lowres_mt.records import Example, Instruction, Message, Pair, Text
 
-TokenCounter = Callable[[Sequence[str]], list[int]]
 T = TypeVar("T")
-METHODS = ("tell", "sft", "tell+book")
 OUTPUT_MARKER = "manifest.json"  # a folder holding one is a previous build (and may be replaced)
 
 
@@ -71,18 +70,6 @@ class BuildReport:
             "dev_examples": self.dev_examples,
             "protected_sentences": self.guard_size,
         }
-
-
-def token_counter(tokenizer) -> TokenCounter:
-    """Count tokens of many texts at once with a Hugging Face tokenizer (no special tokens)."""
-
-    def count(texts: Sequence[str]) -> list[int]:
-        if not texts:
-            return []
-        ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
-        return [len(x) for x in ids]
-
-    return count
 
 
 def build_dataset(cfg: RecipeConfig, *, method: str, out_dir: Path, tokenizer=None,
@@ -130,12 +117,6 @@ def build_dataset(cfg: RecipeConfig, *, method: str, out_dir: Path, tokenizer=No
     report = BuildReport(Path(out_dir), method, stats, tokens, counts, len(dev), len(guard), unique)
     write_outputs(cfg, report, [ex for ex, _ in mixed], dev)
     return report
-
-
-def protected_sets(cfg: RecipeConfig) -> list[str]:
-    """Every set no training sentence may come from: the guard list, the dev set and the test sets."""
-    refs = list(cfg.task.guard) + list(cfg.eval.testsets) + ([cfg.task.dev] if cfg.task.dev else [])
-    return list(dict.fromkeys(refs))
 
 
 def load_task_pool(cfg: RecipeConfig, guard: ContaminationGuard, stats: dict[str, CorpusStats],
@@ -195,16 +176,6 @@ def drop_reason(pair: Pair, task: TaskConfig, seen: set[tuple[str, str]],
     if task.near_copies and filters.is_near_copy(pair.tgt, pair.src):
         return "near_copies"
     return None
-
-
-def costed_in_random_order(pool: Sequence[T], text_of: Callable[[T], str], count_tokens: TokenCounter,
-                           rng: random.Random, batch: int = 256) -> Iterator[tuple[T, int]]:
-    """Yield (item, content tokens) in a seeded random order, counting tokens a batch at a time."""
-    order = list(range(len(pool)))
-    rng.shuffle(order)
-    for start in range(0, len(order), batch):
-        items = [pool[i] for i in order[start:start + batch]]
-        yield from zip(items, count_tokens([text_of(item) for item in items]))
 
 
 def fill_budget(pool: Sequence[T], text_of: Callable[[T], str], count_tokens: TokenCounter,

@@ -1,6 +1,6 @@
 """Records of the grammar-book track: wordlist entries, book sections, interlinear examples.
 
-They sit beside `lowres_mt.data.records` (Pair, Example, …): book readers return them, and the
+They sit beside `lowres_mt.records` (Pair, Example, …): book readers return them, and the
 auxiliary-task and in-context builders consume them.
 """
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from lowres_mt.book.records import BookSection, Lexeme
-from lowres_mt.data.records import Pair
+from lowres_mt.corpora.book.records import BookSection, Lexeme
 from lowres_mt.errors import UserError
+from lowres_mt.records import Pair
 
 # the canary line holds a GUID (the BIG-bench canary)
 CANARY = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)

@@ -2,7 +2,7 @@
 
 Each takes a `Source` (the set ref, its verified files, languages and options) and returns
 records: `Pair`, `Lexeme`, `GlossedExample` or `BookSection`. Archive formats (`mtob-*`) read one
-member of an encrypted zip through the decrypted cache (`lowres_mt.book.archive`).
+member of an encrypted zip through the decrypted cache (`lowres_mt.corpora.book.archive`).
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lowres_mt.book import cldf, latex, mtob
-from lowres_mt.book.archive import read_member_text
-from lowres_mt.book.records import BookSection, GlossedExample, Lexeme
-from lowres_mt.book.splits import SPLITS, split_dictionary_examples
-from lowres_mt.data.records import Pair
+from lowres_mt.corpora.book import cldf, latex, mtob
+from lowres_mt.corpora.book.archive import read_member_text
+from lowres_mt.corpora.book.records import BookSection, GlossedExample, Lexeme
+from lowres_mt.corpora.book.splits import SPLITS, split_dictionary_examples
 from lowres_mt.io import read_text
+from lowres_mt.records import Pair
 
 if TYPE_CHECKING:
     from lowres_mt.corpora.readers import Source
@@ -134,7 +134,7 @@ def read_cldf_glossed(source: Source) -> list[GlossedExample]:
 
 
 def read_cldf_split(source: Source) -> list[Pair]:
-    """One split of the example sentences (see `lowres_mt.book.splits`); `options.exclude` names the
+    """One split of the example sentences (see `lowres_mt.corpora.book.splits`); `options.exclude` names the
     sets whose sentences leave every split (their text is read from those sets)."""
     path, options = source.paths[0], source.options
     stat = path.stat()

@@ -15,6 +15,7 @@ import stat
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from lowres_mt.corpora.fetch import cache_dir
 from lowres_mt.errors import UserError
 from lowres_mt.io import atomic_path, read_text
 
@@ -75,8 +76,6 @@ def extract_member(archive: Path, member: str, dest_root: Path, password: str | 
 
 def decrypted_member(archive: Path, member: str, password: str | None = None) -> Path:
     """The cached decrypted copy of `member`, keyed by the archive's checksum."""
-    from lowres_mt.corpora.fetch import cache_dir
-
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()[:16]
     return extract_member(archive, member, cache_dir() / "decrypted" / digest, password)
 

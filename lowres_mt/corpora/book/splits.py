@@ -22,9 +22,9 @@ import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
-from lowres_mt.book.records import join_morphemes
-from lowres_mt.data.guard import normalize
-from lowres_mt.data.records import Pair
+from lowres_mt.corpora.book.records import join_morphemes
+from lowres_mt.records import Pair
+from lowres_mt.text import normalize
 
 SPLITS = ("train", "dev", "test")
 NEAR_DUPLICATE = 0.85

@@ -20,7 +20,8 @@ from lowres_mt.typed import at_least, build, to_dict
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-Method = Literal["tell", "sft", "tell+book"]  # what `train --method` builds and trains
+# what `train --method` builds and trains; +context: each prompt carries retrieved evidence (`context:`)
+Method = Literal["tell", "sft", "tell+book", "tell+context", "sft+context"]
 METHODS: tuple[str, ...] = get_args(Method)
 
 
@@ -192,6 +193,18 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class ContextConfig:
+    """Evidence in the prompt of the +context methods, at training and at inference alike: wordlist
+    entries for the source's words (W) and example pairs retrieved by BM25 from the training pool
+    (S), never the example itself or a near-duplicate of it. Material comes from `book:`
+    (wordlists) and `book.sentences` or `task.train` (pairs), all through the contamination guard."""
+
+    setting: Literal["W", "S", "W+S"] = "W+S"
+    tokens: int = at_least(16, 256)  # the evidence block's budget per sentence (base-model tokens)
+    entries_per_word: int = at_least(1, 2)
+
+
+@dataclass(frozen=True)
 class BookConfig:
     """The grammar-book track: resources (corpus set refs) for in-context prompts (`icl-book`) and
     the auxiliary tasks mixed into TELL by `tell+book`. Templates take {src_name} (the object
@@ -246,6 +259,7 @@ class RecipeConfig:
     lora: dict[str, Any] = field(default_factory=dict)  # passed straight to peft.LoraConfig
     eval: EvalConfig = EvalConfig()
     book: BookConfig = BookConfig()
+    context: ContextConfig = ContextConfig()
 
     def __post_init__(self) -> None:
         if not self.directions:

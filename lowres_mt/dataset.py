@@ -3,7 +3,8 @@
 Stages, each seeded: load → clean (length, duplicates) → contamination guard → sample to the
 task-token budget → anchor/plain prompts (both directions) → general data up to `ratio` × task
 tokens (tell, tell+book) → target-language monolingual text up to `mono.ratio` × task tokens
-(every method) → grammar-book tasks up to `book.ratio` × task tokens (tell+book) →
+(every method) → grammar-book tasks up to `book.ratio` × task tokens (tell+book) → for the
++context methods, each task prompt's evidence block (`book.context.EvidenceBuilder`) →
 shuffle together → write train.jsonl, dev.jsonl, manifest.json, config.yaml atomically.
 
 Token budgets count *content* tokens (source + target of a pair; all turns of an instruction
@@ -92,7 +93,8 @@ def build_dataset(cfg: RecipeConfig, *, method: str, out_dir: Path, tokenizer=No
     pairs, pair_tokens = sample_to_budget(pool, cfg.task.tokens, count_tokens, rng)
     for pair in pairs:
         stats[pair.corpus].used += 1
-    task = task_examples(cfg, pairs, pair_tokens, method)
+    evidence = _evidence(cfg, method, guard, count_tokens, pairs)
+    task = task_examples(cfg, pairs, pair_tokens, method, evidence)
 
     general: list[tuple[Example, int]] = []
     if method.startswith("tell") and cfg.general.ratio > 0:
@@ -111,7 +113,7 @@ def build_dataset(cfg: RecipeConfig, *, method: str, out_dir: Path, tokenizer=No
 
     mixed = task + general + mono + book
     rng.shuffle(mixed)
-    dev = dev_examples(cfg, method, random.Random(cfg.seed + 1))
+    dev = dev_examples(cfg, method, random.Random(cfg.seed + 1), evidence)
     tokens, counts = tally(mixed)
     unique = {"pairs": len(pairs), "tokens": sum(pair_tokens), "epochs": cfg.task.epochs}
     report = BuildReport(Path(out_dir), method, stats, tokens, counts, len(dev), len(guard), unique)
@@ -212,13 +214,24 @@ def sample_to_budget(pool: list[Pair], budget: int, count_tokens: TokenCounter,
     return chosen, costs
 
 
+def _evidence(cfg: RecipeConfig, method: str, guard: ContaminationGuard, count_tokens: TokenCounter,
+              pairs: list[Pair]):
+    """The +context methods' evidence builder over the sampled task pairs (None for the others)."""
+    if not method.endswith("+context"):
+        return None
+    from lowres_mt.book.context import EvidenceBuilder
+
+    return EvidenceBuilder.from_config(cfg, guard, count_tokens, pairs)
+
+
 def task_examples(cfg: RecipeConfig, pairs: list[Pair], costs: list[int],
-                  method: str) -> list[tuple[Example, int]]:
+                  method: str, evidence=None) -> list[tuple[Example, int]]:
     """Each sampled pair as a prompted example, `task.epochs` times.
 
     The budget is split across directions: in repetition e, pair i appears in direction
     (i + e) mod (number of directions), so `task.tokens` is the unique content and two epochs of
-    a two-way recipe show every pair once in each direction.
+    a two-way recipe show every pair once in each direction. With `evidence` (+context methods)
+    each prompt carries its evidence block, retrieved without the pair itself or a near-duplicate.
     """
     style = style_for(method)
     out = []
@@ -228,9 +241,11 @@ def task_examples(cfg: RecipeConfig, pairs: list[Pair], costs: list[int],
             oriented = pair.towards(direction)
             if oriented is None:
                 continue
-            messages = example_messages(oriented, style, cfg.anchor, cfg.language_names)
+            context = evidence.block(oriented.src, oriented.src_lang, oriented.tgt_lang, exclude=oriented) \
+                if evidence is not None else ""
+            messages = example_messages(oriented, style, cfg.anchor, cfg.language_names, context)
             out.append((Example(messages, "task", direction, pair.corpus, f"{pair.corpus}#{pair.id}",
-                                oriented.src, oriented.tgt), cost))
+                                oriented.src, oriented.tgt, context), cost))
     return out
 
 
@@ -307,7 +322,7 @@ def load_selection(cfg: RecipeConfig) -> set[tuple[str, str]]:
     return {(row["corpus"], row["id"]) for row in read_jsonl(path)}
 
 
-def dev_examples(cfg: RecipeConfig, method: str, rng: random.Random) -> list[Example]:
+def dev_examples(cfg: RecipeConfig, method: str, rng: random.Random, evidence=None) -> list[Example]:
     """A seeded sample of the dev set, `dev_size` pairs per direction, prompted like training."""
     if not cfg.task.dev:
         return []
@@ -319,9 +334,10 @@ def dev_examples(cfg: RecipeConfig, method: str, rng: random.Random) -> list[Exa
     for direction in cfg.directions:
         oriented = [o for o in (p.towards(direction) for p in pairs) if o is not None]
         for pair in rng.sample(oriented, min(cfg.task.dev_size, len(oriented))):
-            messages = example_messages(pair, style, cfg.anchor, cfg.language_names)
+            context = evidence.block(pair.src, pair.src_lang, pair.tgt_lang, exclude=pair) if evidence else ""
+            messages = example_messages(pair, style, cfg.anchor, cfg.language_names, context)
             out.append(Example(messages, "task", direction, cfg.task.dev, f"{cfg.task.dev}#{pair.id}",
-                               pair.src, pair.tgt))
+                               pair.src, pair.tgt, context))
     return out
 
 

@@ -82,6 +82,7 @@ class Example:
     id: str = ""
     src: str | None = None
     tgt: str | None = None
+    context: str = ""  # the evidence block in the prompt (+context methods), for dev chrF prompts
     extra: dict = field(default_factory=dict, compare=False)
 
     def to_json(self) -> dict:
@@ -94,6 +95,8 @@ class Example:
         }
         if self.src is not None:
             row["src"], row["tgt"] = self.src, self.tgt
+        if self.context:
+            row["context"] = self.context
         return row
 
     @classmethod
@@ -106,4 +109,5 @@ class Example:
             id=row.get("id", ""),
             src=row.get("src"),
             tgt=row.get("tgt"),
+            context=row.get("context", ""),
         )

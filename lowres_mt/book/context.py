@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import bm25s
 
@@ -29,12 +30,16 @@ from lowres_mt.book.lexicon import (
 )
 from lowres_mt.config import AnchorConfig, RecipeConfig
 from lowres_mt.corpora.book.records import BookSection
+from lowres_mt.data.filters import near_duplicate
 from lowres_mt.data.guard import ContaminationGuard
 from lowres_mt.data.prompts import language_name, prompt_messages
+from lowres_mt.errors import UserError
+from lowres_mt.io import read_jsonl
 from lowres_mt.records import Message, Pair
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
-SETTINGS = {"W": {"W": 1.0}, "W+S": {"W": 0.4, "S": 0.6}, "W+S+G": {"W": 0.25, "S": 0.35, "G": 0.4}}
+SETTINGS = {"W": {"W": 1.0}, "S": {"S": 1.0}, "W+S": {"W": 0.4, "S": 0.6},
+            "W+S+G": {"W": 0.25, "S": 0.35, "G": 0.4}}
 _CANDIDATES = 24  # retrieved items considered per part before the budget cuts
 
 
@@ -99,7 +104,9 @@ class BookContext:
     def wordlist_part(self, src: str, src_lang: str, per_word: int) -> list[str]:
         return [format_entry(e) for e in self.lexicon.entries_for(src, src_lang, per_word)]
 
-    def sentence_part(self, src: str, src_lang: str, tgt_lang: str) -> list[str]:
+    def sentence_part(self, src: str, src_lang: str, tgt_lang: str, exclude: Pair | None = None) -> list[str]:
+        """Similar example pairs, best first; none that nearly repeats `src` or, when a training
+        example is given as `exclude`, either of its sides."""
         key = f"{src_lang}-{tgt_lang}"
         if key not in self._pair_index:
             oriented = [p if p.src_lang == src_lang else p.reversed() for p in self.pairs
@@ -107,7 +114,8 @@ class BookContext:
             self._pair_index[key] = (oriented, Retriever([self.tokens(p.src, src_lang) for p in oriented]))
         oriented, retriever = self._pair_index[key]
         found = (oriented[i] for i in retriever.search(self.tokens(src, src_lang), _CANDIDATES))
-        return [f"{p.src}\n→ {p.tgt}" for p in found if p.src.strip() != src.strip()]
+        banned = [src] + ([exclude.src, exclude.tgt] if exclude is not None else [])
+        return [f"{p.src}\n→ {p.tgt}" for p in found if not any(near_duplicate(p, text) for text in banned)]
 
     def grammar_part(self, src: str, src_lang: str) -> list[str]:
         query = self.tokens(src, src_lang)
@@ -118,7 +126,7 @@ class BookContext:
 
     def material(self, src: str, src_lang: str, tgt_lang: str, setting: str, budget: int,
                  count_tokens: TokenCounter, names: dict[str, str] | None = None,
-                 per_word: int = 2) -> str:
+                 per_word: int = 2, exclude: Pair | None = None) -> str:
         """The in-context block for one sentence: headed parts, within `budget` tokens."""
         shares = SETTINGS[setting]
         obj, other = language_name(self.object_lang, names), language_name(
@@ -126,7 +134,7 @@ class BookContext:
         parts = {
             "W": (f"Entries from a {obj}–{other} wordlist:", lambda: self.wordlist_part(src, src_lang, per_word), "\n"),
             "S": (f"{language_name(src_lang, names)}–{language_name(tgt_lang, names)} example sentences:",
-                  lambda: self.sentence_part(src, src_lang, tgt_lang), "\n\n"),
+                  lambda: self.sentence_part(src, src_lang, tgt_lang, exclude), "\n\n"),
             "G": (f"Excerpts from a grammar of {obj}:", lambda: self.grammar_part(src, src_lang), "\n\n"),
         }
         blocks, carry = [], 0
@@ -159,3 +167,46 @@ def _within(items: list[str], budget: int, count_tokens: TokenCounter) -> tuple[
             chosen.append(item)
             used += cost + 1
     return chosen, used
+
+
+class EvidenceBuilder:
+    """The evidence block of the +context methods (`context:` of the recipe): the same function
+    at training (where `exclude` is the example itself) and at inference."""
+
+    def __init__(self, book: BookContext, cfg: RecipeConfig, count_tokens: TokenCounter):
+        self.book, self.settings, self.count_tokens = book, cfg.context, count_tokens
+        self.names = cfg.language_names
+
+    @classmethod
+    def from_config(cls, cfg: RecipeConfig, guard: ContaminationGuard, count_tokens: TokenCounter,
+                    pairs: Sequence[Pair]) -> EvidenceBuilder:
+        """Wordlists from `book:` (contamination-filtered); example pairs from `pairs` only, the
+        run's own task pairs, so a +context run uses no parallel data beyond its task budget."""
+        from lowres_mt.book.resources import load_resources, protected_spans
+
+        resources = load_resources(cfg, guard, protected_spans(cfg))
+        book = BookContext(Lexicon(resources.lexemes), [p for p in pairs if guard.is_clean(p)], [],
+                           resources.object_lang)
+        return cls(book, cfg, count_tokens)
+
+    def block(self, src: str, src_lang: str, tgt_lang: str, exclude: Pair | None = None) -> str:
+        return self.book.material(src, src_lang, tgt_lang, self.settings.setting, self.settings.tokens,
+                                  self.count_tokens, self.names, self.settings.entries_per_word, exclude)
+
+
+def evidence_for_run(run_dir: Path, cfg: RecipeConfig, guard: ContaminationGuard,
+                     count_tokens: TokenCounter) -> EvidenceBuilder:
+    """A trained +context run's evidence builder: its recipe's wordlists and its own task pairs
+    (data/train.jsonl), so inference retrieves from exactly what training retrieved from."""
+    path = run_dir / "data" / "train.jsonl"
+    if not path.is_file():
+        raise UserError(f"run '{run_dir.name}' was trained with evidence in its prompts but {path} is missing; "
+                        "it holds the example pairs the prompts retrieve from (copy the run with its data/)")
+    pairs: dict[str, Pair] = {}
+    for row in read_jsonl(path):
+        if row.get("role") == "task" and row.get("src") and row.get("direction"):
+            src_lang, tgt_lang = row["direction"].split("-", 1)
+            pairs.setdefault(row.get("id", ""), Pair(row["src"], row["tgt"], src_lang, tgt_lang, row.get("corpus", ""),
+                                                     row.get("id", "")))
+    return EvidenceBuilder.from_config(cfg, guard, count_tokens, list(pairs.values()))
+

@@ -15,7 +15,7 @@ from lowres_mt.config import load_recipe, runs_dir
 def data(
     recipe: str = typer.Argument(..., help="recipe name (see `lowres-mt recipes list`) or YAML path"),
     overrides: list[str] = typer.Argument(None, help="KEY=VALUE overrides, e.g. task.tokens=20000"),
-    method: str = typer.Option("tell", "--method", "-m", help="tell (anchor + general data) or sft (task only)"),
+    method: str = typer.Option("tell", "--method", "-m", help="tell (anchor + general data), sft (task only), tell+book, tell+context or sft+context"),
     out: Path = typer.Option(None, "--out", help="output folder: new, empty, or an earlier output of this "
                              "command [default: runs/<recipe>-<method>/data]"),
 ) -> None:

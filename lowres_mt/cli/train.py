@@ -16,7 +16,7 @@ from lowres_mt.cli.common import console
 def train_cmd(
     recipe: str = typer.Argument(..., help="recipe name (see `lowres-mt recipes list`) or YAML path"),
     overrides: list[str] = typer.Argument(None, help="KEY=VALUE recipe overrides, e.g. train.max_steps=20"),
-    method: str = typer.Option(None, "--method", help="tell (anchor prompts + general data), sft (task pairs only) or tell+book (tell plus grammar-book tasks)"),
+    method: str = typer.Option(None, "--method", help="tell (anchor prompts + general data), sft (task pairs only), tell+book (tell plus grammar-book tasks), tell+context / sft+context (retrieved example pairs and wordlist entries in every prompt)"),
     base_model: str = typer.Option(None, "--base-model", help="registry name, local folder or hub id"),
     name: str = typer.Option(None, "--name", help="run name under runs/ (default: <recipe>-<method>)"),
     resume: bool = typer.Option(False, "--resume", help="continue from the run's last checkpoint"),

@@ -73,6 +73,12 @@ def is_near_copy(text: str, source: str) -> bool:
             or _chrf().sentence_score(text, [source]).score >= NEAR_COPY_CHRF)
 
 
+def near_duplicate(pair: Pair, text: str) -> bool:
+    """Whether either side of `pair` repeats `text` (`is_near_copy`): a retrieved example that is
+    the sentence being translated, reworded or in the other language's slot."""
+    return is_near_copy(pair.src, text) or is_near_copy(pair.tgt, text)
+
+
 def wrong_language(pairs: Sequence[Pair], min_chars: int) -> list[bool]:
     """For each pair, whether a checked side is unlikely to be in its declared language: lingua
     gives that language a confidence under MIN_LANGUAGE_CONFIDENCE."""

@@ -52,29 +52,31 @@ def response_prefix(style: str, anchor: AnchorConfig, tgt_lang: str, src_lang: s
 
 
 def user_message(src: str, style: str, anchor: AnchorConfig, src_lang: str, tgt_lang: str,
-                 names: Mapping[str, str] | None = None) -> Message:
+                 names: Mapping[str, str] | None = None, context: str = "") -> Message:
+    """The instruction, the evidence block of the +context methods (when given), the source."""
     instruction = instruction_text(style, anchor, src_lang, tgt_lang, names)
-    return Message("user", f"{instruction}\n\n{language_name(src_lang, names)}: {src}")
+    evidence = f"{context}\n\n" if context else ""
+    return Message("user", f"{instruction}\n\n{evidence}{language_name(src_lang, names)}: {src}")
 
 
 def example_messages(pair: Pair, style: str, anchor: AnchorConfig,
-                     names: Mapping[str, str] | None = None) -> tuple[Message, Message]:
+                     names: Mapping[str, str] | None = None, context: str = "") -> tuple[Message, Message]:
     """A training example: the user turn and the assistant turn (lead-in, label, target)."""
     prefix = response_prefix(style, anchor, pair.tgt_lang, pair.src_lang, names)
     return (
-        user_message(pair.src, style, anchor, pair.src_lang, pair.tgt_lang, names),
+        user_message(pair.src, style, anchor, pair.src_lang, pair.tgt_lang, names, context),
         Message("assistant", f"{prefix} {pair.tgt}"),
     )
 
 
 def prompt_messages(src: str, src_lang: str, tgt_lang: str, style: str, anchor: AnchorConfig,
                     names: Mapping[str, str] | None = None,
-                    shots: Sequence[Pair] = ()) -> tuple[list[Message], str]:
+                    shots: Sequence[Pair] = (), context: str = "") -> tuple[list[Message], str]:
     """Inference prompt: earlier turns (k-shot examples), the user turn, and the answer prefix."""
     messages: list[Message] = []
     for shot in shots:
         messages.extend(example_messages(shot, style, anchor, names))
-    messages.append(user_message(src, style, anchor, src_lang, tgt_lang, names))
+    messages.append(user_message(src, style, anchor, src_lang, tgt_lang, names, context))
     return messages, response_prefix(style, anchor, tgt_lang, src_lang, names)
 
 

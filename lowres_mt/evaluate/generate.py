@@ -68,6 +68,7 @@ class HypothesisMaker:
         self._external: dict[tuple[str, str], dict] = {}
         self._book = None  # BookContext, loaded on first use by `icl-book`
         self.guard_dropped: dict[str, int] = {}
+        self._evidence_builders: dict[Path, object] = {}
         self.shot_targets: dict[tuple[str, str, str], list[list[str]]] = {}  # (system, testset, direction)
 
     def make(self, system: System, pairs: Sequence[Pair], direction: str, testset: str) -> list[str]:
@@ -93,8 +94,12 @@ class HypothesisMaker:
         if system.kind == "adapter":
             engine = self._engine_for(("run", str(system.run)))
             run_cfg = self._run_cfg or self.cfg
+            contexts = None
+            if system.method.endswith("+context"):
+                evidence = self._evidence(Path(system.run), run_cfg, engine)
+                contexts = [evidence.block(s, src, tgt) if s.strip() else "" for s in sources]
             return engine.translate(sources, src, tgt, style=system.style, anchor=run_cfg.anchor,
-                                    names=run_cfg.language_names, description=label)
+                                    names=run_cfg.language_names, description=label, contexts=contexts)
         raise ValueError(f"unknown system kind {system.kind!r}")
 
     def close(self) -> None:
@@ -119,6 +124,16 @@ class HypothesisMaker:
                               console=self.console, vocabulary=vocabulary)
         self._engine_key = key
         return self._engine
+
+    def _evidence(self, run: Path, run_cfg: RecipeConfig, engine: Engine):
+        """A +context run's evidence builder, guarded against this evaluation's and the run's sets."""
+        if run not in self._evidence_builders:
+            from lowres_mt.book.context import evidence_for_run
+            from lowres_mt.data.guard import guard_from_sets, protected_sets
+
+            guard = guard_from_sets(dict.fromkeys(protected_sets(self.cfg) + protected_sets(run_cfg)))
+            self._evidence_builders[run] = evidence_for_run(run, run_cfg, guard, token_counter(engine.tokenizer))
+        return self._evidence_builders[run]
 
     def _shots(self, system: System, testset: str, direction: str, sources: Sequence[str], k: int) -> list[list[Pair]]:
         """Retrieved examples per source; their targets are kept for the shot-copy rate."""

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 import bm25s
 from bm25s.tokenization import Tokenizer
 
-from lowres_mt.data.filters import is_near_copy
+from lowres_mt.data.filters import near_duplicate
 from lowres_mt.records import Pair
 from lowres_mt.text import normalize
 
@@ -72,9 +72,3 @@ class ShotRetriever:
             picked = [p for p in candidates if not near_duplicate(p, source)][:self.k]
             out.append(picked[::-1])
         return out
-
-
-def near_duplicate(pair: Pair, source: str) -> bool:
-    """Whether a pool pair repeats the sentence being translated on either side (a shot that is
-    the test sentence itself, reworded or in the other language's slot, would be copied)."""
-    return is_near_copy(pair.src, source) or is_near_copy(pair.tgt, source)

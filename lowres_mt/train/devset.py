@@ -24,6 +24,7 @@ class DevSample:
     tgt: str
     src_lang: str
     tgt_lang: str
+    context: str = ""  # the evidence block its prompt carries (+context methods)
 
 
 def dev_sample(rows: Sequence[dict], per_direction: int) -> list[DevSample]:
@@ -38,7 +39,7 @@ def dev_sample(rows: Sequence[dict], per_direction: int) -> list[DevSample]:
             continue
         taken[direction] += 1
         src_lang, tgt_lang = direction.split("-", 1)
-        out.append(DevSample(row["src"], row["tgt"], src_lang, tgt_lang))
+        out.append(DevSample(row["src"], row["tgt"], src_lang, tgt_lang, row.get("context", "")))
     return out
 
 
@@ -85,7 +86,7 @@ class Translator:
     def prompt_ids(self, sample: DevSample) -> list[int]:
         """The inference prompt (chat template + answer prefix), in the tokenizer's ids."""
         messages, prefix = prompt_messages(sample.src, sample.src_lang, sample.tgt_lang, self.style,
-                                           self.cfg.anchor, self.cfg.language_names)
+                                           self.cfg.anchor, self.cfg.language_names, context=sample.context)
         text = self.tokenizer.apply_chat_template([{"role": m.role, "content": m.content} for m in messages],
                                                   tokenize=False, add_generation_prompt=True) + prefix
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]

@@ -174,14 +174,17 @@ class Engine:
 
     def translate(self, sources: Sequence[str], src_lang: str, tgt_lang: str, *, style: str = "plain",
                   anchor: AnchorConfig | None = None, names: Mapping[str, str] | None = None,
-                  shots: Sequence[Sequence[Pair]] | None = None, description: str | None = None) -> list[str]:
-        """Translate `sources`; blank sources give blank translations without a model call."""
+                  shots: Sequence[Sequence[Pair]] | None = None, description: str | None = None,
+                  contexts: Sequence[str] | None = None) -> list[str]:
+        """Translate `sources`; blank sources give blank translations without a model call.
+        `shots`: example pairs per source; `contexts`: an evidence block per source (+context runs)."""
         anchor = anchor or AnchorConfig()
         todo = [i for i, s in enumerate(sources) if s.strip()]
         prompts = []
         for i in todo:
             messages, prefix = prompt_messages(sources[i], src_lang, tgt_lang, style, anchor, names,
-                                               shots=shots[i] if shots else ())
+                                               shots=shots[i] if shots else (),
+                                               context=contexts[i] if contexts else "")
             prompts.append(build_prompt(self.tokenizer, messages, prefix))
         answers = self.complete(prompts, description or f"{src_lang}→{tgt_lang}")
         out = [""] * len(sources)

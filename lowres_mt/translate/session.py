@@ -72,6 +72,7 @@ class Translator:
     directions: tuple[str, ...] | None  # None: any pair of `languages` (a base model)
     label: str
     engine: Engine | None = None
+    evidence: object | None = None  # a +context run's EvidenceBuilder (book.context)
 
     def check(self, src: str, tgt: str) -> None:
         for code in (src, tgt):
@@ -88,11 +89,14 @@ class Translator:
         self.check(src, tgt)
         if self.engine is None:
             raise RuntimeError("no model loaded; use open_translator()")
-        engine = self.engine
-        return translate_segments(
-            lambda texts: engine.translate(texts, src, tgt, style=self.style, anchor=self.anchor,
-                                           names=self.names),
-            segments)
+        engine, evidence = self.engine, self.evidence
+
+        def translate(texts: list[str]) -> list[str]:
+            contexts = [evidence.block(t, src, tgt) for t in texts] if evidence is not None else None
+            return engine.translate(texts, src, tgt, style=self.style, anchor=self.anchor, names=self.names,
+                                    contexts=contexts)
+
+        return translate_segments(translate, segments)
 
     def stream(self, segments: Sequence[str], src: str, tgt: str, *, chunk: int = 32,
                progress: bool = True) -> Iterator[str]:
@@ -141,6 +145,12 @@ def open_translator(run: Path | None = None, base_model: str | None = None,
     else:
         model, tokenizer = models.load_base(base_model)
     translator.engine = Engine(model, tokenizer, settings, progress=progress, vocabulary=vocabulary)
+    if run is not None and method.endswith("+context"):
+        from lowres_mt.book.context import evidence_for_run
+        from lowres_mt.data.budget import token_counter
+        from lowres_mt.data.guard import guard_from_sets, protected_sets
+
+        translator.evidence = evidence_for_run(run, cfg, guard_from_sets(protected_sets(cfg)), token_counter(tokenizer))
     return translator
 
 

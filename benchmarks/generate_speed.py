@@ -93,10 +93,10 @@ def main() -> int:
     model, tokenizer = load_model(args.model, args.run)
     style, anchor, label = args.style, AnchorConfig(), args.model
     if args.run is not None:
-        from lowres_mt.translate import read_run
+        from lowres_mt.run import Run
 
-        cfg, info = read_run(Path(args.run))
-        style, anchor, label = style_for(info.get("method") or cfg.train.method), cfg.anchor, Path(args.run).name
+        run = Run.open(args.run)
+        style, anchor, label = style_for(run.method), run.cfg.anchor, run.name
     sources = load_sources(args.sentences)
     prompts = [build_prompt(tokenizer, *prompt_messages(s, "en", "is", style, anchor)) for s in sources]
     # pure argmax (no repetition controls), so its outputs can equal model.generate's

@@ -7,6 +7,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import re
@@ -219,3 +220,12 @@ def environment_error(err: OSError) -> str | None:
         return None
     where = f"{err.filename}: " if err.filename else ""
     return f"{where}{err.strerror or os.strerror(err.errno)}; {advice}"
+
+
+def sha256_file(path: Path) -> str:
+    """The file's sha256 (hex), read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -22,13 +22,14 @@ import torch
 from lowres_mt.conversion import BundledModel, converted_folder
 from lowres_mt.errors import UserError
 from lowres_mt.io import atomic_dir, write_json
+from lowres_mt.run import TRAIN_VOCABULARY, Run
 from lowres_mt.vocab import VocabMap, keep_ids_for, trim_vocab
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_BASE", "REGISTRY", "VocabMap", "attach_lora", "cache_dir", "keep_ids_for", "load_base",
-    "load_run", "load_tokenizer", "resolve_base", "resolve_prompt_format", "run_vocabulary", "save_adapter", "trim_vocab",
+    "load_run", "load_tokenizer", "resolve_base", "resolve_prompt_format", "save_adapter", "trim_vocab",
 ]
 
 DEFAULT_BASE = "gemma-3-270m"
@@ -255,7 +256,6 @@ def _touches_vocab(model, options: dict) -> bool:
     return False
 
 
-TRAIN_VOCABULARY = "train_vocabulary.json"  # in the adapter folder: ids the output head was trained over
 
 
 def save_adapter(model, path: Path | str, vocabulary: list[int] | None = None) -> Path:
@@ -268,69 +268,21 @@ def save_adapter(model, path: Path | str, vocabulary: list[int] | None = None) -
     return Path(path)
 
 
-def run_vocabulary(run_dir: Path | str) -> list[int] | None:
-    """The token ids a run's adapter was trained over, or None (full vocabulary, or an older run).
-
-    A trimmed run's output head only ever learned to rank these ids; decoding over all 262k ids
-    lets tokens the training never pushed down (scripts, markup) outrank the end of the answer.
-    """
-    path = Path(run_dir) / "adapter" / TRAIN_VOCABULARY
-    if not path.is_file():
-        return None
-    return [int(i) for i in json.loads(path.read_text(encoding="utf-8"))["token_ids"]]
-
-
-def load_run(run_dir: Path | str, *, dtype: torch.dtype | str = torch.float32):
+def load_run(run: Run | Path | str, *, dtype: torch.dtype | str = torch.float32):
     """(PeftModel in eval mode on the untrimmed base, tokenizer, RecipeConfig) of a trained run."""
     from peft import PeftModel
 
-    from lowres_mt.config import load_recipe
-
-    run_dir = Path(run_dir)
-    if not (run_dir / "run.json").is_file() or not (run_dir / "config.yaml").is_file():
-        raise UserError(f"'{run_dir}' is not a run folder (needs run.json and config.yaml); "
-                        "see `lowres-mt train`")
-    info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    cfg = load_recipe(str(run_dir / "config.yaml"))
-    adapter = run_dir / "adapter"
-    if not (adapter / "adapter_config.json").is_file():
-        raise UserError(f"run '{run_dir.name}' has no adapter yet (status: {info.get('status', '?')}); "
-                        "finish training it first")
-    _check_adapter_files(adapter, run_dir.name)
-    base = info.get("base_model") or cfg.base_model
+    run = run if isinstance(run, Run) else Run.open(run)
+    cfg, base = run.cfg, run.base_model
     model, tokenizer = load_base(base, dtype=dtype, prompt_format=cfg.prompt_format)
-    problem = _adapter_mismatch(adapter, model)
+    problem = _adapter_mismatch(run.adapter, model)
     if problem is None:
         try:
-            return PeftModel.from_pretrained(model, adapter).eval(), tokenizer, cfg
+            return PeftModel.from_pretrained(model, run.adapter).eval(), tokenizer, cfg
         except (RuntimeError, ValueError, KeyError) as err:
             problem = str(err).splitlines()[0]
-    raise UserError(f"the adapter of run '{run_dir.name}' does not fit base model '{base}' ({problem}); "
+    raise UserError(f"the adapter of run '{run.name}' does not fit base model '{base}' ({problem}); "
                     "was it trained on another base?")
-
-
-def _check_adapter_files(adapter: Path, run: str) -> None:
-    """A damaged or pickle-only adapter is refused, before any model is loaded."""
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        config = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
-    except ValueError:
-        config = None
-    if not isinstance(config, dict):
-        raise UserError(f"run '{run}': {adapter / 'adapter_config.json'} is not a JSON object; the run "
-                        "folder is damaged: restore that file or train the run again")
-    weights = adapter / "adapter_model.safetensors"
-    if not weights.is_file():
-        found = ", ".join(sorted(p.name for p in adapter.glob("adapter_model*"))) or "no weights at all"
-        raise UserError(f"run '{run}': {adapter} has no adapter_model.safetensors ({found}); lowres-mt "
-                        "loads safetensors only (never pickles): save the adapter with safetensors")
-    try:
-        with safe_open(weights, framework="pt") as f:
-            f.keys()
-    except SafetensorError as err:
-        raise UserError(f"run '{run}': {weights} is damaged ({err}); restore it or train the run "
-                        "again") from None
 
 
 def _adapter_mismatch(adapter: Path, model) -> str | None:

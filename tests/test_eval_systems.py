@@ -5,8 +5,10 @@ import os
 import stat
 
 import pytest
+import torch
+from safetensors.torch import save_file
 
-from lowres_mt.config import RecipeConfig, TaskConfig
+from lowres_mt.config import RecipeConfig, TaskConfig, dump_recipe
 from lowres_mt.errors import UserError
 from lowres_mt.evaluate.retrieval import ShotRetriever, guard_pool, orient
 from lowres_mt.evaluate.systems import apertium_translate, resolve_systems
@@ -20,9 +22,10 @@ def _run(root, name, method, tokens=10000, recipe="en-is", weights=b"abc"):
     run = root / name
     (run / "adapter").mkdir(parents=True)
     (run / "adapter" / "adapter_config.json").write_text("{}")
-    (run / "adapter" / "adapter_model.safetensors").write_bytes(weights)
+    save_file({"w": torch.tensor(list(weights), dtype=torch.uint8)}, run / "adapter" / "adapter_model.safetensors")
     (run / "run.json").write_text(json.dumps({"recipe": recipe, "method": method, "base_model": "gemma-3-270m",
                                               "task_tokens": tokens}))
+    (run / "config.yaml").write_text(dump_recipe(CFG))
     return run
 
 

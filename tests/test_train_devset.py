@@ -9,7 +9,8 @@ from test_train_loop import write_toy_run
 
 from lowres_mt.config import load_recipe
 from lowres_mt.data.prompts import style_for
-from lowres_mt.models import load_run, run_vocabulary
+from lowres_mt.models import load_run
+from lowres_mt.run import Run
 from lowres_mt.train.loop import train
 from lowres_mt.translate import DecodeSettings, Engine, merge_lora
 
@@ -21,7 +22,7 @@ def test_dev_translations_equal_the_evaluation_engines(tmp_path, tiny_model_dir)
     final = [r for r in rows if r["step"] == 4]
     model, tokenizer, cfg = load_run(run_dir)
     settings = DecodeSettings.from_config(cfg.eval, train_vocabulary=True)
-    engine = Engine(merge_lora(model), tokenizer, settings, progress=False, vocabulary=run_vocabulary(run_dir))
+    engine = Engine(merge_lora(model), tokenizer, settings, progress=False, vocabulary=Run.open(run_dir).vocabulary)
     written = []
     for direction in ("en-is", "is-en"):
         mine = [r for r in final if r["direction"] == direction]

@@ -13,7 +13,7 @@ import torch
 from lowres_mt import models
 from lowres_mt.config import load_recipe
 from lowres_mt.errors import UserError
-from lowres_mt.models import run_vocabulary
+from lowres_mt.run import Run
 from lowres_mt.train.loop import train
 
 WORDS = "the cat dog house sun moon red blue big small old new river stone".split()
@@ -149,7 +149,7 @@ def test_adapter_loads_on_the_untrimmed_base_and_gives_the_same_outputs(tmp_path
     torch.testing.assert_close(trimmed_logits, full_logits, atol=1e-4, rtol=1e-4)
     assert not torch.allclose(full_logits, make_tiny_model(tiny_tokenizer)(input_ids=ids).logits[..., vmap.new_to_old])
     # the ids the head was trained over travel with the adapter; decoding is limited to them
-    assert run_vocabulary(run_dir) == vmap.new_to_old.tolist()
+    assert Run.open(run_dir).vocabulary == vmap.new_to_old.tolist()
 
 
 def test_untrimmed_training_also_works(tmp_path, tiny_model_dir):
@@ -158,7 +158,7 @@ def test_untrimmed_training_also_works(tmp_path, tiny_model_dir):
     result = train(load_recipe(str(recipe)), run_dir=run_dir, progress=False)
     start = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])
     assert start["vocab"] == start["full_vocab"] and result.steps == 2 and result.loss > 0
-    assert run_vocabulary(run_dir) is None
+    assert Run.open(run_dir).vocabulary is None
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

@@ -8,7 +8,6 @@ and modification time stay the same. A copy whose checksum does not match is nev
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -22,7 +21,7 @@ from lowres_mt import __version__
 from lowres_mt.config import PROJECT_ROOT
 from lowres_mt.corpora.manifest import FileEntry, Manifest
 from lowres_mt.errors import UserError
-from lowres_mt.io import atomic_path
+from lowres_mt.io import atomic_path, sha256_file
 
 _CHUNK = 1 << 20
 _verified: dict[Path, tuple[str, int, int]] = {}  # cached path -> (sha256, size, mtime_ns)
@@ -63,14 +62,6 @@ def is_fetched(manifest: Manifest, entry: FileEntry) -> bool:
     """Whether a cached copy of the right size exists (cheap: no hashing)."""
     path = cached_path(manifest, entry)
     return path.is_file() and path.stat().st_size == entry.size
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def fetch_file(manifest: Manifest, entry: FileEntry, *, refresh: bool = False) -> Path:

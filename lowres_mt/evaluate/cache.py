@@ -16,8 +16,8 @@ from pathlib import Path
 
 from lowres_mt.config import RecipeConfig
 from lowres_mt.evaluate.systems import System
-from lowres_mt.models import TRAIN_VOCABULARY
 from lowres_mt.records import Pair
+from lowres_mt.run import TRAIN_VOCABULARY
 from lowres_mt.translate import DecodeSettings
 from lowres_mt.typed import to_dict
 
@@ -85,10 +85,6 @@ def scoring_key(generation: str, hyp_sha: str, refs: Sequence[str], bootstrap: i
 def significance_key(baseline_hyp_sha: str, hyp_sha: str, refs: Sequence[str], bootstrap: int) -> str:
     return digest({"baseline": baseline_hyp_sha, "hyps": hyp_sha, "refs": text_digest(refs),
                    "bootstrap": bootstrap})
-
-
-def file_sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def read_result(path: Path) -> dict | None:

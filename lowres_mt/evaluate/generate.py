@@ -115,11 +115,11 @@ class HypothesisMaker:
         if kind == "base":
             model, tokenizer = self.load_base(where, self.cfg.prompt_format)
         else:
-            from lowres_mt.models import run_vocabulary
+            from lowres_mt.run import Run
 
             model, tokenizer, self._run_cfg = self.load_run(Path(where))
             model = merge_lora(model)
-            vocabulary = run_vocabulary(where) if self.settings.train_vocabulary else None
+            vocabulary = Run.open(where).vocabulary if self.settings.train_vocabulary else None
         self._engine = Engine(model, tokenizer, self.settings, progress=self.progress,
                               console=self.console, vocabulary=vocabulary)
         self._engine_key = key

@@ -23,7 +23,7 @@ from lowres_mt.evaluate.comet import NO_COMET
 from lowres_mt.evaluate.generate import HypothesisMaker
 from lowres_mt.evaluate.report import fmt_rate, load_results, write_report
 from lowres_mt.evaluate.systems import System, external_outputs, resolve_systems, runs_dir
-from lowres_mt.io import write_json, write_text
+from lowres_mt.io import sha256_file, write_json, write_text
 from lowres_mt.records import Pair
 from lowres_mt.translate import DecodeSettings
 
@@ -168,7 +168,7 @@ def _evaluate(job: Job, cfg: RecipeConfig, settings: DecodeSettings, maker: Hypo
     old = cache.read_result(json_path) or {}
     gen_key = cache.generation_key(job.system, cfg, settings, job.testset, job.direction, job.pairs)
     hyps, timings, reuse = _hypotheses(job, gen_key, old, maker, hyp_path)
-    hyp_sha = cache.file_sha(hyp_path)
+    hyp_sha = sha256_file(hyp_path)
     refs = [p.tgt for p in job.pairs]
     score_key = cache.scoring_key(gen_key, hyp_sha, refs, cfg.eval.bootstrap, scorer.model_name,
                                   metrics.sacrebleu_version())
@@ -226,7 +226,7 @@ def _hypotheses(job: Job, gen_key: str, old: dict, maker: HypothesisMaker,
                 hyp_path: Path) -> tuple[list[str], dict, bool]:
     """(hypotheses, timings, reused): the stored file when its key and checksum match."""
     if (old.get("cache", {}).get("generation") == gen_key and hyp_path.is_file()
-            and cache.file_sha(hyp_path) == old.get("hyp_sha256")):
+            and sha256_file(hyp_path) == old.get("hyp_sha256")):
         return hyp_path.read_text(encoding="utf-8").split("\n")[:-1], dict(old.get("timings", {})), True
     t0 = time.perf_counter()
     hyps = [" ".join(h.split()) for h in maker.make(job.system, job.pairs, job.direction, job.testset)]

@@ -26,7 +26,7 @@ from pathlib import Path
 from lowres_mt.config import METHODS, RecipeConfig
 from lowres_mt.data.prompts import style_for
 from lowres_mt.errors import UserError
-from lowres_mt.models import TRAIN_VOCABULARY
+from lowres_mt.run import Run
 from lowres_mt.train.rundir import default_run_name
 
 APERTIUM_MODES = {"is-en": "isl-eng"}
@@ -51,14 +51,6 @@ class System:
     fingerprint: str = ""  # changes whenever the system's outputs could change
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def model_fingerprint(name_or_path: str) -> str:
     """A registry name or hub id stands for itself; a local folder adds its files' sizes and times."""
     path = Path(name_or_path)
@@ -70,23 +62,10 @@ def model_fingerprint(name_or_path: str) -> str:
 
 
 def adapter_system(name: str, run: Path) -> System:
-    """A trained run as a system; the adapter's bytes are part of its identity."""
-    adapter = run / "adapter"
-    weights = sorted(adapter.glob("*.safetensors")) + sorted(adapter.glob("adapter_config.json"))
-    weights += sorted(adapter.glob(TRAIN_VOCABULARY))  # eval.train_vocabulary decodes within it
-    if not (run / "run.json").is_file() or not weights:
-        raise FileNotFoundError(run)
-    info = json.loads((run / "run.json").read_text(encoding="utf-8"))
-    method = info.get("method") or "tell"
-    tokens = info.get("task_tokens")
-    if tokens is None and (run / "config.yaml").is_file():
-        from lowres_mt.config import load_recipe
-        tokens = load_recipe(str(run / "config.yaml")).task.tokens
-    prompt_config = [run / "config.yaml"] if (run / "config.yaml").is_file() else []
-    digest = hashlib.sha256("".join(sha256_file(p) for p in weights + prompt_config).encode()).hexdigest()
-    base = str(info.get("base_model", ""))
-    return System(name, "adapter", style_for(method), run, method, tokens, base,
-                  f"{model_fingerprint(base)}|adapter:{digest}")
+    """A trained run as a system (`Run.open` checks the folder); the adapter's bytes are part of its identity."""
+    opened = Run.open(run)
+    return System(name, "adapter", style_for(opened.method), run, opened.method, opened.task_tokens,
+                  opened.base_model, f"{model_fingerprint(opened.base_model)}|adapter:{opened.digest}")
 
 
 def resolve_systems(cfg: RecipeConfig, names: Sequence[str], runs: Path, *,
@@ -127,11 +106,11 @@ def resolve_systems(cfg: RecipeConfig, names: Sequence[str], runs: Path, *,
             if not method and not run.is_dir():
                 raise UserError(f"unknown system '{name}': use {', '.join((*BUILTIN, *METHODS))} or the "
                                 f"name of a run folder under {runs}")
-            try:
-                systems.append(adapter_system(name, run))
-            except FileNotFoundError:
+            if not (run / "adapter" / "adapter_config.json").is_file():  # not trained (yet)
                 how = f" (train it: lowres-mt train {cfg.name} --method {name})" if method else ""
                 notes.append(f"{name}: skipped — no trained run with an adapter at {run}{how}")
+                continue
+            systems.append(adapter_system(name, run))  # a damaged run is an error, not a note
     if all_runs:
         systems += _budget_runs(cfg, runs, {s.name for s in systems})
     return systems, notes
@@ -164,7 +143,7 @@ def _budget_runs(cfg: RecipeConfig, runs: Path, taken: set[str]) -> list[System]
             continue
         try:
             found.append(adapter_system(run.name, run))
-        except FileNotFoundError:
+        except UserError:  # not finished, or damaged: not part of the curve
             continue
     return found
 

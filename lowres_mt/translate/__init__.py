@@ -16,7 +16,6 @@ from lowres_mt.translate.session import (
     SPLIT_CHARS,
     Translator,
     open_translator,
-    read_run,
     segment_pieces,
     split_sentences,
     translate_segments,
@@ -24,7 +23,7 @@ from lowres_mt.translate.session import (
 
 __all__ = [
     "MAX_SENTENCE_CHARS", "SPLIT_CHARS", "AnswerEnd", "DecodeSettings", "Engine", "StopTables", "Translator", "build_prompt",
-    "first_line", "greedy_decode", "is_looping", "merge_lora", "open_translator", "read_run", "segment_pieces",
+    "first_line", "greedy_decode", "is_looping", "merge_lora", "open_translator", "segment_pieces",
     "shared_prefix_length", "split_sentences",
     "stop_token_ids", "translate_segments",
 ]

@@ -4,17 +4,17 @@ run or bare base model loaded with its prompt style and directions."""
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lowres_mt.config import AnchorConfig, RecipeConfig, load_recipe
+from lowres_mt.config import AnchorConfig
 from lowres_mt.data.prompts import LANGUAGE_NAMES, style_for
 from lowres_mt.errors import UserError
 from lowres_mt.progress import bar as progress_bar
+from lowres_mt.run import Run
 from lowres_mt.translate.engine import DecodeSettings, Engine, merge_lora
 
 SPLIT_CHARS = 200  # segments longer than this are translated sentence by sentence
@@ -125,11 +125,10 @@ def open_translator(run: Path | None = None, base_model: str | None = None,
     from lowres_mt import models
 
     if run is not None:
-        cfg, info = read_run(run)
-        method = info.get("method") or cfg.train.method
-        translator = Translator(style_for(method), cfg.anchor, dict(cfg.language_names),
-                                tuple(cfg.languages), tuple(info.get("directions") or cfg.directions),
-                                label=f"run '{run.name}'")
+        opened = Run.open(run)
+        cfg, method = opened.cfg, opened.method
+        translator = Translator(style_for(method), cfg.anchor, dict(cfg.language_names), tuple(cfg.languages),
+                                opened.directions, label=f"run '{opened.name}'")
     elif base_model is not None:
         translator = Translator("plain", AnchorConfig(), {}, tuple(LANGUAGE_NAMES), None,
                                 label=f"base model '{base_model}'")
@@ -139,9 +138,9 @@ def open_translator(run: Path | None = None, base_model: str | None = None,
         translator.check(*direction)
     vocabulary = None
     if run is not None:
-        model, tokenizer, _ = models.load_run(run)
+        model, tokenizer, _ = models.load_run(opened)
         model = merge_lora(model)
-        vocabulary = models.run_vocabulary(run) if settings.train_vocabulary else None
+        vocabulary = opened.vocabulary if settings.train_vocabulary else None
     else:
         model, tokenizer = models.load_base(base_model)
     translator.engine = Engine(model, tokenizer, settings, progress=progress, vocabulary=vocabulary)
@@ -152,15 +151,3 @@ def open_translator(run: Path | None = None, base_model: str | None = None,
 
         translator.evidence = evidence_for_run(run, cfg, guard_from_sets(protected_sets(cfg)), token_counter(tokenizer))
     return translator
-
-
-def read_run(run: Path) -> tuple[RecipeConfig, dict]:
-    """A run's resolved config and run.json, checked before any model is loaded."""
-    if not (run / "run.json").is_file() or not (run / "config.yaml").is_file():
-        raise UserError(f"{run} is not a run directory (no run.json/config.yaml); "
-                        "train one with `lowres-mt train RECIPE`")
-    if not (run / "adapter" / "adapter_config.json").is_file():
-        raise UserError(f"run '{run.name}' has no adapter ({run / 'adapter'} is missing or empty); "
-                        "finish training it or pass another --run")
-    info = json.loads((run / "run.json").read_text(encoding="utf-8"))
-    return load_recipe(str(run / "config.yaml")), info

@@ -1,0 +1,119 @@
+"""A trained run folder, opened and checked once: `Run.open(path)`.
+
+Every path that uses a trained run — evaluation, `translate`, `serve`, the benchmarks — reads it
+through this one view, so a folder that is not a run, has no adapter yet, or holds a damaged or
+pickle-only adapter gets the same one-line message wherever it is used, before any model loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from lowres_mt.config import RecipeConfig, load_recipe
+from lowres_mt.errors import UserError
+from lowres_mt.io import sha256_file
+
+TRAIN_VOCABULARY = "train_vocabulary.json"  # in the adapter folder: ids the output head was trained over
+
+
+@dataclass(frozen=True)
+class Run:
+    path: Path
+    info: dict  # run.json
+
+    @classmethod
+    def open(cls, path: Path | str) -> Run:
+        """The run at `path`; a UserError unless it has run.json, config.yaml and a sound adapter."""
+        path = Path(path)
+        if not (path / "run.json").is_file() or not (path / "config.yaml").is_file():
+            raise UserError(f"'{path}' is not a run folder (needs run.json and config.yaml); train one with "
+                            "`lowres-mt train RECIPE`")
+        try:
+            info = json.loads((path / "run.json").read_text(encoding="utf-8"))
+        except ValueError:
+            info = None
+        if not isinstance(info, dict):
+            raise UserError(f"run '{path.name}': {path / 'run.json'} is not a JSON object; the run folder is "
+                            "damaged: restore that file or train the run again")
+        run = cls(path, info)
+        if not (run.adapter / "adapter_config.json").is_file():
+            raise UserError(f"run '{path.name}' has no adapter yet (status: {info.get('status', '?')}); "
+                            "finish training it, or pass another run")
+        _check_adapter_files(run.adapter, path.name)
+        return run
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def adapter(self) -> Path:
+        return self.path / "adapter"
+
+    @cached_property
+    def cfg(self) -> RecipeConfig:
+        return load_recipe(str(self.path / "config.yaml"))
+
+    @property
+    def method(self) -> str:
+        return self.info.get("method") or self.cfg.train.method
+
+    @property
+    def base_model(self) -> str:
+        return str(self.info.get("base_model") or self.cfg.base_model)
+
+    @property
+    def directions(self) -> tuple[str, ...]:
+        return tuple(self.info.get("directions") or self.cfg.directions)
+
+    @property
+    def task_tokens(self) -> int:
+        tokens = self.info.get("task_tokens")
+        return int(tokens) if tokens is not None else self.cfg.task.tokens
+
+    @property
+    def vocabulary(self) -> list[int] | None:
+        """The token ids the adapter was trained over, or None (full vocabulary, or an older run).
+
+        A trimmed run's output head only ever learned to rank these ids; decoding over all 262k
+        ids lets tokens the training never pushed down (scripts, markup) outrank the answer's end."""
+        path = self.adapter / TRAIN_VOCABULARY
+        if not path.is_file():
+            return None
+        return [int(i) for i in json.loads(path.read_text(encoding="utf-8"))["token_ids"]]
+
+    @property
+    def digest(self) -> str:
+        """sha256 over the adapter's weights, config and vocabulary and the run's config.yaml: it
+        changes whenever the run's outputs could."""
+        files = sorted(self.adapter.glob("*.safetensors")) + [self.adapter / "adapter_config.json"]
+        files += sorted(self.adapter.glob(TRAIN_VOCABULARY)) + [self.path / "config.yaml"]
+        return hashlib.sha256("".join(sha256_file(p) for p in files).encode()).hexdigest()
+
+
+def _check_adapter_files(adapter: Path, run: str) -> None:
+    """A damaged or pickle-only adapter is refused, before any model is loaded."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        config = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
+    except ValueError:
+        config = None
+    if not isinstance(config, dict):
+        raise UserError(f"run '{run}': {adapter / 'adapter_config.json'} is not a JSON object; the run "
+                        "folder is damaged: restore that file or train the run again")
+    weights = adapter / "adapter_model.safetensors"
+    if not weights.is_file():
+        found = ", ".join(sorted(p.name for p in adapter.glob("adapter_model*"))) or "no weights at all"
+        raise UserError(f"run '{run}': {adapter} has no adapter_model.safetensors ({found}); lowres-mt "
+                        "loads safetensors only (never pickles): save the adapter with safetensors")
+    try:
+        with safe_open(weights, framework="pt") as f:
+            f.keys()
+    except SafetensorError as err:
+        raise UserError(f"run '{run}': {weights} is damaged ({err}); restore it or train the run "
+                        "again") from None

@@ -101,7 +101,7 @@ def test_an_adapter_of_a_context_run_is_prompted_with_the_evidence(tiny_tokenize
 
     from lowres_mt.config import RecipeConfig, TaskConfig
     from lowres_mt.evaluate.generate import HypothesisMaker
-    from lowres_mt.evaluate.systems import System
+    from lowres_mt.evaluate.systems import AdapterSystem
     from lowres_mt.translate import DecodeSettings, Engine
 
     class Evidence:
@@ -115,7 +115,7 @@ def test_an_adapter_of_a_context_run_is_prompted_with_the_evidence(tiny_tokenize
     maker = HypothesisMaker(cfg, DecodeSettings(max_new_tokens=2), progress=False,
                             load_run=lambda run: (make_tiny_model(tiny_tokenizer), tiny_tokenizer, cfg))
     monkeypatch.setattr(maker, "_evidence", lambda run, run_cfg, engine: Evidence())
-    system = System("toy-sft+context", "adapter", "plain", run="runs/toy", method="sft+context")
+    system = AdapterSystem("toy-sft+context", "plain", run="runs/toy", method="sft+context")
     pairs = [Pair("the boat", "kabor", "en", "kgv"), Pair("", "", "en", "kgv")]
     assert maker.make(system, pairs, "en-kgv", "toy:test") == ["x", ""]
     assert len(seen) == 1 and "EVIDENCE FOR the boat" in seen[0]

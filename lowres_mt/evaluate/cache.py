@@ -17,12 +17,7 @@ from pathlib import Path
 from lowres_mt.config import RecipeConfig
 from lowres_mt.evaluate.systems import System
 from lowres_mt.records import Pair
-from lowres_mt.run import TRAIN_VOCABULARY
 from lowres_mt.translate import DecodeSettings
-from lowres_mt.typed import to_dict
-
-# bump when generation or parsing changes in a way that changes outputs
-ENGINE_VERSION = 3
 
 
 def digest(obj) -> str:
@@ -45,34 +40,7 @@ def generation_key(system: System, cfg: RecipeConfig, settings: DecodeSettings, 
         "testset": testset, "direction": direction,
         "ids": [p.id for p in pairs], "sources": text_digest([p.src for p in pairs]),
     }
-    if system.kind in ("base", "icl", "icl-book", "adapter"):
-        parts["engine"] = ENGINE_VERSION
-        parts["style"] = system.style
-        parts["decode"] = {"max_new_tokens": settings.max_new_tokens, "num_beams": settings.num_beams,
-                           "stop_repeats": settings.stop_repeats}
-        if settings.no_repeat_ngram or settings.repetition_penalty != 1.0:
-            parts["decode"].update(no_repeat_ngram=settings.no_repeat_ngram,
-                                   repetition_penalty=settings.repetition_penalty)
-        if system.kind == "adapter" and (Path(system.run) / "adapter" / TRAIN_VOCABULARY).is_file():
-            parts["decode"]["vocabulary"] = "train" if settings.train_vocabulary else "full"
-        if system.kind != "adapter":  # a run's own config supplies its prompt
-            parts["prompt"] = {"anchor": to_dict(cfg.anchor), "names": cfg.language_names,
-                               "format": cfg.prompt_format}
-        if system.kind == "icl":
-            parts["icl"] = {"k": cfg.eval.icl_k, "pool": list(cfg.task.train),
-                            "guard": list(cfg.eval.testsets + cfg.task.guard),
-                            "chars": [cfg.task.min_chars, cfg.task.max_chars]}
-        if system.kind == "icl-book":  # the book material and its retrieval settings
-            parts["book"] = to_dict(cfg.book)
-            parts["guard"] = list(cfg.eval.testsets + cfg.task.guard)
-    if system.kind == "openai":  # the server's identity is in the fingerprint; the prompt is ours
-        endpoint = cfg.eval.openai[system.name.split(":", 1)[1]]
-        parts["prompt"] = {"anchor": to_dict(cfg.anchor), "names": cfg.language_names}
-        parts["decode"] = {"max_tokens": settings.max_new_tokens}
-        if endpoint.shots:
-            parts["icl"] = {"k": endpoint.shots, "pool": list(cfg.task.train),
-                            "guard": list(cfg.eval.testsets + cfg.task.guard),
-                            "chars": [cfg.task.min_chars, cfg.task.max_chars]}
+    parts.update(system.cache_parts(cfg, settings))
     return digest(parts)
 
 

@@ -14,7 +14,7 @@ from lowres_mt.data.budget import token_counter
 from lowres_mt.data.prompts import parse_response, prompt_messages
 from lowres_mt.errors import UserError
 from lowres_mt.evaluate.retrieval import ShotRetriever, guard_pool, orient
-from lowres_mt.evaluate.systems import System, apertium_translate, external_outputs
+from lowres_mt.evaluate.systems import System, external_outputs
 from lowres_mt.progress import bar as progress_bar
 from lowres_mt.records import Pair
 from lowres_mt.translate import DecodeSettings, Engine, merge_lora
@@ -72,35 +72,33 @@ class HypothesisMaker:
         self.shot_targets: dict[tuple[str, str, str], list[list[str]]] = {}  # (system, testset, direction)
 
     def make(self, system: System, pairs: Sequence[Pair], direction: str, testset: str) -> list[str]:
+        return system.translate(self, pairs, direction, testset)
+
+    # -- what the systems call
+
+    def base_translate(self, system: System, pairs: Sequence[Pair], direction: str, testset: str,
+                       k: int = 0) -> list[str]:
+        """The base model with the plain prompt, and `k` retrieved examples when k > 0."""
         sources = [p.src for p in pairs]
         src, tgt = direction.split("-")
-        label = f"{system.name} {testset} {src}→{tgt}"
-        if system.kind == "copy":
-            return sources
-        if system.kind == "apertium":
-            return apertium_translate(sources, direction)
-        if system.kind == "external":
-            return self._external_rows(system, pairs, direction, testset)
-        if system.kind in ("base", "icl"):
-            engine = self._engine_for(("base", system.model))
-            shots = self._shots(system, testset, direction, sources, self.cfg.eval.icl_k) \
-                if system.kind == "icl" else None
-            return engine.translate(sources, src, tgt, style="plain", anchor=self.cfg.anchor,
-                                    names=self.cfg.language_names, shots=shots, description=label)
-        if system.kind == "openai":
-            return self._remote_translate(system, testset, sources, src, tgt, label)
-        if system.kind == "icl-book":
-            return self._book_translate(self._engine_for(("base", system.model)), sources, src, tgt, label)
-        if system.kind == "adapter":
-            engine = self._engine_for(("run", str(system.run)))
-            run_cfg = self._run_cfg or self.cfg
-            contexts = None
-            if system.method.endswith("+context"):
-                evidence = self._evidence(Path(system.run), run_cfg, engine)
-                contexts = [evidence.block(s, src, tgt) if s.strip() else "" for s in sources]
-            return engine.translate(sources, src, tgt, style=system.style, anchor=run_cfg.anchor,
-                                    names=run_cfg.language_names, description=label, contexts=contexts)
-        raise ValueError(f"unknown system kind {system.kind!r}")
+        engine = self._engine_for(("base", system.model))
+        shots = self._shots(system, testset, direction, sources, k) if k else None
+        return engine.translate(sources, src, tgt, style="plain", anchor=self.cfg.anchor,
+                                names=self.cfg.language_names, shots=shots, description=_label(system, testset, direction))
+
+    def adapter_translate(self, system: System, pairs: Sequence[Pair], direction: str, testset: str) -> list[str]:
+        """A trained run with its own prompt; a +context run's prompts carry their evidence."""
+        sources = [p.src for p in pairs]
+        src, tgt = direction.split("-")
+        engine = self._engine_for(("run", str(system.run)))
+        run_cfg = self._run_cfg or self.cfg
+        contexts = None
+        if system.method.endswith("+context"):
+            evidence = self._evidence(Path(system.run), run_cfg, engine)
+            contexts = [evidence.block(s, src, tgt) if s.strip() else "" for s in sources]
+        return engine.translate(sources, src, tgt, style=system.style, anchor=run_cfg.anchor,
+                                names=run_cfg.language_names, description=_label(system, testset, direction),
+                                contexts=contexts)
 
     def close(self) -> None:
         self._engine = self._engine_key = self._run_cfg = None
@@ -154,15 +152,16 @@ class HypothesisMaker:
             self._retrievers[(direction, k)] = ShotRetriever(kept, k)
         return self._retrievers[(direction, k)]
 
-    def _remote_translate(self, system: System, testset: str, sources: Sequence[str], src: str, tgt: str,
-                          label: str) -> list[str]:
+    def remote_translate(self, system: System, pairs: Sequence[Pair], direction: str, testset: str) -> list[str]:
         """Our prompt for each source, answered by the endpoint (chat turns, or rendered as text)."""
+        sources = [p.src for p in pairs]
+        src, tgt = direction.split("-")
+        label = _label(system, testset, direction)
         from lowres_mt.api.client import OpenAIClient
         from lowres_mt.models import render_text_prompt
 
         endpoint = self.cfg.eval.openai[system.name.split(":", 1)[1]]
         client = OpenAIClient(endpoint, max_tokens=self.settings.max_new_tokens)
-        direction = f"{src}-{tgt}"
         shots = self._shots(system, testset, direction, sources, endpoint.shots) if endpoint.shots else None
         anchor, names = self.cfg.anchor, self.cfg.language_names
         todo = [i for i, s in enumerate(sources) if s.strip()]
@@ -186,10 +185,13 @@ class HypothesisMaker:
             out[i] = parse_response(answer, "plain", anchor, src, tgt, names)
         return out
 
-    def _book_translate(self, engine: Engine, sources: Sequence[str], src: str, tgt: str,
-                        label: str) -> list[str]:
+    def book_translate(self, system: System, pairs: Sequence[Pair], direction: str, testset: str) -> list[str]:
         """MTOB's in-context track: wordlist entries, example sentences and grammar passages
         retrieved for each source (setting `book.context`) within `book.context_tokens`."""
+        sources = [p.src for p in pairs]
+        src, tgt = direction.split("-")
+        label = _label(system, testset, direction)
+        engine = self._engine_for(("base", system.model))
         if self._book is None:
             from lowres_mt.book.context import BookContext
             from lowres_mt.data.guard import guard_from_sets, protected_sets
@@ -206,8 +208,7 @@ class HypothesisMaker:
         answers = engine.complete(prompts, label)
         return [parse_response(a, "plain", anchor, src, tgt, names) for a in answers]
 
-    def _external_rows(self, system: System, pairs: Sequence[Pair], direction: str,
-                       testset: str) -> list[str]:
+    def external_rows(self, system: System, pairs: Sequence[Pair], direction: str, testset: str) -> list[str]:
         key = (testset, direction)
         if key not in self._external:
             self._external[key] = external_outputs(testset, direction)
@@ -217,3 +218,9 @@ class HypothesisMaker:
         if missing:
             raise UserError(f"{system.name}: no output for segment(s) {', '.join(missing[:5])} of {testset}")
         return [rows[p.id] for p in pairs]
+
+
+def _label(system: System, testset: str, direction: str) -> str:
+    src, tgt = direction.split("-")
+    return f"{system.name} {testset} {src}→{tgt}"
+

@@ -62,7 +62,7 @@ def efficiency_points(results: list[dict]) -> dict[str, dict[str, list[tuple[int
     """{panel: {method: [(task tokens, chrF, CI half-width), ...]}} for adapter results."""
     panels: dict[str, dict[str, dict[int, tuple[float, float]]]] = {}
     for r in results:
-        if r["kind"] != "adapter" or not r.get("task_tokens") or not r.get("method"):
+        if not r.get("task_tokens") or not r.get("method"):  # trained runs only
             continue
         chrf = r["scores"]["chrF"]
         panels.setdefault(group_key(r), {}).setdefault(r["method"], {})[int(r["task_tokens"])] = (

@@ -16,6 +16,7 @@ from lowres_mt.config import RecipeConfig
 from lowres_mt.evaluate.comet import NO_COMET
 from lowres_mt.evaluate.metrics import METRIC_NAMES
 from lowres_mt.evaluate.plots import group_key, plot_chrf, plot_data_efficiency
+from lowres_mt.evaluate.systems import KINDS, System
 from lowres_mt.io import write_text
 
 SYSTEM_ORDER = ["tell", "sft", "icl", "zero-shot", "copy", "apertium"]
@@ -49,7 +50,7 @@ def system_order(results: list[dict]) -> list[str]:
 
 
 def _is_external(results: list[dict], name: str) -> bool:
-    return any(r["system"] == name and r["kind"] == "external" for r in results)
+    return any(r["system"] == name and KINDS.get(r["kind"], System).submitted for r in results)
 
 
 def fmt_score(score: dict | None) -> str:
@@ -115,7 +116,7 @@ def detail_rows(group: list[dict], order: list[str]) -> list[list[str]]:
         rows.append([r["system"], *(fmt_score(r["scores"].get(m)) for m in METRIC_NAMES),
                      fmt_comet(r["scores"].get("COMET")), fmt_rate(r.get("off_target")),
                      fmt_rate(r.get("copies")), fmt_p(r),
-                     f"{speed:.2f}" if speed and r["kind"] not in ("external", "copy") else "–"])
+                     f"{speed:.2f}" if speed else "–"])
     return rows
 
 

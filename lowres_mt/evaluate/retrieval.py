@@ -13,6 +13,7 @@ from lowres_mt.data.filters import near_duplicate
 from lowres_mt.records import Pair
 from lowres_mt.text import normalize
 
+RETRIEVAL_VERSION = 2  # part of the cache key of systems with retrieved shots; bump when shots change
 NEAR_DUPLICATE_SLACK = 8  # candidates retrieved beyond k, so near-duplicates can be skipped
 
 

@@ -16,18 +16,16 @@ from pathlib import Path
 
 from rich.console import Console
 
-from lowres_mt.config import RecipeConfig
+from lowres_mt.config import RecipeConfig, runs_dir
 from lowres_mt.errors import UserError
 from lowres_mt.evaluate import cache, metrics, rates
 from lowres_mt.evaluate.comet import NO_COMET
 from lowres_mt.evaluate.generate import HypothesisMaker
 from lowres_mt.evaluate.report import fmt_rate, load_results, write_report
-from lowres_mt.evaluate.systems import System, external_outputs, resolve_systems, runs_dir
+from lowres_mt.evaluate.systems import System, resolve_systems
 from lowres_mt.io import sha256_file, write_json, write_text
 from lowres_mt.records import Pair
 from lowres_mt.translate import DecodeSettings
-
-KIND_ORDER = {"copy": 0, "base": 0, "icl": 1, "icl-book": 1, "openai": 1, "adapter": 2, "apertium": 3, "external": 4}
 
 
 def results_dir() -> Path:
@@ -84,21 +82,14 @@ def sample_testsets(cfg: RecipeConfig, size: int) -> dict[tuple[str, str], list[
 
 def plan_jobs(systems: list[System], samples: dict[tuple[str, str], list[Pair]],
               notes: list[str]) -> list[Job]:
-    jobs = []
-    for (testset, direction), pairs in samples.items():
-        for system in systems:
-            if system.kind == "apertium" and direction != "is-en":
-                continue
-            if system.kind == "external":
-                corpus = testset.split(":", 1)[0]
-                for name in sorted(external_outputs(testset, direction)):
-                    jobs.append(Job(System(f"{corpus}:{name}", "external", fingerprint="submitted"),
-                                    testset, direction, pairs))
-                continue
-            jobs.append(Job(system, testset, direction, pairs))
-    if any(s.kind == "apertium" for s in systems) and not any("is-en" == d for _, d in samples):
-        notes.append("apertium: no is→en test direction in this evaluation")
-    return sorted(jobs, key=lambda j: (KIND_ORDER[j.system.kind], str(j.system.run), j.system.name))
+    """Every system (as `expand` says it stands on each test set and direction) × sample."""
+    jobs = [Job(one, testset, direction, pairs) for (testset, direction), pairs in samples.items()
+            for system in systems for one in system.expand(testset, direction)]
+    for system in systems:
+        if not any(system.expand(t, d) for t, d in samples):
+            notes.append(f"{system.name}: nothing to translate in this evaluation (no test set and direction "
+                         "it covers)")
+    return sorted(jobs, key=lambda j: (j.system.order, str(j.system.run), j.system.name))
 
 
 def run_eval(cfg: RecipeConfig, *, systems: list[str] | None = None, sample: int | None = None,
@@ -127,7 +118,7 @@ def run_eval(cfg: RecipeConfig, *, systems: list[str] | None = None, sample: int
                 result, generated = _evaluate(job, cfg, settings, maker, scorer, root, size)
                 result["command"] = command or result.get("command") or f"lowres-mt eval {cfg.name}"
             except UserError as err:
-                if job.system.kind not in ("external", "apertium"):
+                if not job.system.optional:
                     raise
                 notes.append(f"{job.system.name}: skipped on {job.testset} {job.direction} — {err}")
                 continue
@@ -190,14 +181,16 @@ def _evaluate(job: Job, cfg: RecipeConfig, settings: DecodeSettings, maker: Hypo
         "decode": {"batch_size": settings.batch_size, "max_new_tokens": settings.max_new_tokens,
                    "num_beams": settings.num_beams, "stop_repeats": settings.stop_repeats,
                    "no_repeat_ngram": settings.no_repeat_ngram, "repetition_penalty": settings.repetition_penalty,
-                   **({"train_vocabulary": True} if settings.train_vocabulary and job.system.kind == "adapter" else {})},
+                   **({"train_vocabulary": True} if settings.train_vocabulary and system.run else {})},
         "scores": scores, "significance": old.get("significance") if reuse else None,
         "off_target": rates.off_target(hyps, job.pairs[0].tgt_lang),
         "copies": rates.copies([p.src for p in job.pairs], hyps),
         "shot_copies": _shot_copies(job, hyps, maker, old if reuse else None),
         "guard_dropped": (old.get("guard_dropped") if reuse else maker.guard_dropped.get(job.direction))
-        if system.kind == "icl" else None,
-        "timings": timings, "hypotheses": hyp_path.name, "hyp_sha256": hyp_sha,
+        if system.retrieves(cfg) else None,
+        # a speed only for outputs produced here (not copies or submitted outputs)
+        "timings": timings if system.generates else {k: v for k, v in timings.items() if k == "score_s"},
+        "hypotheses": hyp_path.name, "hyp_sha256": hyp_sha,
         "cache": {"generation": gen_key, "scoring": score_key,
                   "significance": old.get("cache", {}).get("significance") if reuse else None},
         "path": str(json_path.relative_to(root)),
@@ -215,8 +208,7 @@ def _shot_copies(job: Job, hyps: list[str], maker: HypothesisMaker, old: dict | 
 
 def _job_line(result: dict) -> str:
     chrf, timings = result["scores"]["chrF"], result["timings"]
-    generated = "sentences_per_s" in timings and result["kind"] not in ("external", "apertium", "copy")
-    speed = f", {timings['sentences_per_s']} sent/s" if generated else ""
+    speed = f", {timings['sentences_per_s']} sent/s" if "sentences_per_s" in timings else ""
     off = f", off-target {fmt_rate(result['off_target'])}" if result["off_target"] else ""
     return (f"{result['system']} {result['testset']} {result['direction']}: chrF {chrf['score']:.1f}"
             f"{off}, copies {fmt_rate(result['copies'])} ({result['n']} sentences{speed})")

@@ -34,6 +34,9 @@ from lowres_mt.progress import bar as progress_bar
 from lowres_mt.records import Pair
 from lowres_mt.translate.greedy import StopTables, greedy_decode, is_looping
 
+# bump when generation or parsing changes in a way that changes outputs (part of every cache key)
+ENGINE_VERSION = 3
+
 
 @dataclass(frozen=True)
 class DecodeSettings:

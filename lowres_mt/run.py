@@ -32,16 +32,9 @@ class Run:
         if not (path / "run.json").is_file() or not (path / "config.yaml").is_file():
             raise UserError(f"'{path}' is not a run folder (needs run.json and config.yaml); train one with "
                             "`lowres-mt train RECIPE`")
-        try:
-            info = json.loads((path / "run.json").read_text(encoding="utf-8"))
-        except ValueError:
-            info = None
-        if not isinstance(info, dict):
-            raise UserError(f"run '{path.name}': {path / 'run.json'} is not a JSON object; the run folder is "
-                            "damaged: restore that file or train the run again")
-        run = cls(path, info)
+        run = cls(path, _json_object(path / "run.json", path.name))
         if not (run.adapter / "adapter_config.json").is_file():
-            raise UserError(f"run '{path.name}' has no adapter yet (status: {info.get('status', '?')}); "
+            raise UserError(f"run '{path.name}' has no adapter yet (status: {run.info.get('status', '?')}); "
                             "finish training it, or pass another run")
         _check_adapter_files(run.adapter, path.name)
         return run
@@ -99,13 +92,7 @@ def _check_adapter_files(adapter: Path, run: str) -> None:
     """A damaged or pickle-only adapter is refused, before any model is loaded."""
     from safetensors import SafetensorError, safe_open
 
-    try:
-        config = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
-    except ValueError:
-        config = None
-    if not isinstance(config, dict):
-        raise UserError(f"run '{run}': {adapter / 'adapter_config.json'} is not a JSON object; the run "
-                        "folder is damaged: restore that file or train the run again")
+    _json_object(adapter / "adapter_config.json", run)
     weights = adapter / "adapter_model.safetensors"
     if not weights.is_file():
         found = ", ".join(sorted(p.name for p in adapter.glob("adapter_model*"))) or "no weights at all"
@@ -117,3 +104,15 @@ def _check_adapter_files(adapter: Path, run: str) -> None:
     except SafetensorError as err:
         raise UserError(f"run '{run}': {weights} is damaged ({err}); restore it or train the run "
                         "again") from None
+
+
+def _json_object(path: Path, run: str) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise UserError(f"run '{run}': {path} is not a JSON object; the run folder is damaged: restore that "
+                        "file or train the run again")
+    return data
+

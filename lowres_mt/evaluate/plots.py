@@ -30,6 +30,24 @@ def save_figure(fig, path: Path) -> Path:
     return path
 
 
+def panel_grid(count: int, width: float, height: float):
+    """A figure with `count` panels, two per row: (figure, list of the axes to draw on)."""
+    cols = min(2, count)
+    rows = math.ceil(count / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    for ax in list(axes.flat)[count:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat)[:count]
+
+
+def finish_panel(ax, title: str, xlabel: str, ylabel: str) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+
+
 def plot_chrf(results: list[dict], path: Path, order: list[str]) -> Path | None:
     """Horizontal chrF bars with CI whiskers, one panel per test set and direction."""
     groups: dict[str, list[dict]] = {}
@@ -77,20 +95,12 @@ def plot_data_efficiency(results: list[dict], path: Path) -> Path | None:
               if any(len(pts) >= 2 for pts in m.values())}
     if not panels:
         return None
-    cols = min(2, len(panels))
-    rows = math.ceil(len(panels) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 3.6 * rows), squeeze=False)
-    for ax, (title, methods) in zip(axes.flat, sorted(panels.items()), strict=False):
+    fig, axes = panel_grid(len(panels), 5.5, 3.6)
+    for ax, (title, methods) in zip(axes, sorted(panels.items()), strict=True):
         for method, pts in sorted(methods.items()):
             tokens, scores, cis = zip(*pts, strict=True)
             ax.errorbar(tokens, scores, yerr=cis, marker="o", capsize=3, label=method)
         ax.set_xscale("log")
-        ax.set_xlabel("task tokens")
-        ax.set_ylabel("chrF")
-        ax.set_title(title, fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    for ax in list(axes.flat)[len(panels):]:
-        ax.set_visible(False)
+        finish_panel(ax, title, "task tokens", "chrF")
     fig.tight_layout()
     return save_figure(fig, path)

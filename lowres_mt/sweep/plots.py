@@ -4,16 +4,10 @@ one panel per test set and direction."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from lowres_mt.evaluate.plots import save_figure  # noqa: E402
+from lowres_mt.evaluate.plots import finish_panel, panel_grid, save_figure
 
 if TYPE_CHECKING:
     from lowres_mt.sweep.summary import Point
@@ -51,10 +45,8 @@ def plot_axis(points: list[Point], baselines: dict[str, dict], axis: str, path: 
              if (lines := curves(points, axis, panel)) and any(len(v) > 1 for v in lines.values())}
     if not drawn:
         return None
-    cols = min(2, len(drawn))
-    rows = math.ceil(len(drawn) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 3.8 * rows), squeeze=False)
-    for ax, (panel, lines) in zip(axes.flat, drawn.items(), strict=False):
+    fig, axes = panel_grid(len(drawn), 5.5, 3.8)
+    for ax, (panel, lines) in zip(axes, drawn.items(), strict=True):
         xs = [x for pts in lines.values() for x, _, _ in pts]
         for label, pts in sorted(lines.items()):
             x, y, ci = zip(*pts, strict=True)
@@ -69,12 +61,6 @@ def plot_axis(points: list[Point], baselines: dict[str, dict], axis: str, path: 
             ax.set_xscale("log")
         elif min(xs) == 0 and max(xs) >= 10:
             ax.set_xscale("symlog", linthresh=1)
-        ax.set_xlabel(axis)
-        ax.set_ylabel("chrF (95% CI band)")
-        ax.set_title(panel, fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    for ax in list(axes.flat)[len(drawn):]:
-        ax.set_visible(False)
+        finish_panel(ax, panel, axis, "chrF (95% CI band)")
     fig.tight_layout()
     return save_figure(fig, path)

@@ -10,8 +10,9 @@ from safetensors.torch import save_file
 
 from lowres_mt.config import RecipeConfig, TaskConfig, dump_recipe
 from lowres_mt.errors import UserError
+from lowres_mt.evaluate.outside import apertium_translate
 from lowres_mt.evaluate.retrieval import ShotRetriever, guard_pool, orient
-from lowres_mt.evaluate.systems import apertium_translate, resolve_systems
+from lowres_mt.evaluate.systems import resolve_systems
 from lowres_mt.records import Pair
 from lowres_mt.text import normalize
 

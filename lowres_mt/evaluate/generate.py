@@ -13,8 +13,9 @@ from lowres_mt.config import RecipeConfig
 from lowres_mt.data.budget import token_counter
 from lowres_mt.data.prompts import parse_response, prompt_messages
 from lowres_mt.errors import UserError
+from lowres_mt.evaluate.outside import external_outputs
 from lowres_mt.evaluate.retrieval import ShotRetriever, guard_pool, orient
-from lowres_mt.evaluate.systems import System, external_outputs
+from lowres_mt.evaluate.systems import System
 from lowres_mt.progress import bar as progress_bar
 from lowres_mt.records import Pair
 from lowres_mt.translate import DecodeSettings, Engine, merge_lora

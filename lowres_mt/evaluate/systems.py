@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,12 @@ from typing import TYPE_CHECKING, ClassVar
 from lowres_mt.config import METHODS, RecipeConfig
 from lowres_mt.data.prompts import style_for
 from lowres_mt.errors import UserError
+from lowres_mt.evaluate.outside import (
+    APERTIUM_MODES,
+    apertium_translate,
+    apertium_version,
+    external_outputs,
+)
 from lowres_mt.evaluate.retrieval import RETRIEVAL_VERSION
 from lowres_mt.run import TRAIN_VOCABULARY, Run
 from lowres_mt.train.rundir import default_run_name
@@ -37,7 +42,6 @@ if TYPE_CHECKING:
     from lowres_mt.evaluate.generate import HypothesisMaker
     from lowres_mt.records import Pair
 
-APERTIUM_MODES = {"is-en": "isl-eng"}
 BUILTIN = ("zero-shot", "icl", "icl-book", "copy", "apertium", "external", "openai:<name>")  # not runs
 
 
@@ -256,7 +260,7 @@ def builtin_system(cfg: RecipeConfig, name: str) -> System | None:
         if tool is None:
             raise UserError("apertium: skipped — `apertium` is not installed (Debian/Ubuntu: apt install "
                             "apertium-isl-eng)")
-        return ApertiumSystem("apertium", fingerprint=_apertium_version(tool))
+        return ApertiumSystem("apertium", fingerprint=apertium_version(tool))
     if name == "external":
         return ExternalSystem("external", fingerprint="submitted-outputs")
     if name.startswith("openai:"):
@@ -324,41 +328,3 @@ def _budget_runs(cfg: RecipeConfig, runs: Path, taken: set[str]) -> list[System]
         except UserError:  # not finished, or damaged: not part of the curve
             continue
     return found
-
-
-def _apertium_version(tool: str) -> str:
-    package = Path("/usr/share/apertium/apertium-isl-eng")
-    return f"apertium:{tool}:{'isl-eng' if package.exists() else 'mode-from-path'}"
-
-
-def apertium_translate(sources: Sequence[str], direction: str) -> list[str]:
-    """Run apertium over the sources, one line each (unknown-word marks removed)."""
-    mode = APERTIUM_MODES.get(direction)
-    if mode is None:
-        raise UserError(f"apertium translates only {', '.join(APERTIUM_MODES)}, not {direction}")
-    text = "\n".join(s.replace("\n", " ") for s in sources) + "\n"
-    done = subprocess.run(["apertium", "-u", mode], input=text, capture_output=True, text=True,
-                          check=False)
-    lines = done.stdout.rstrip("\n").split("\n") if done.stdout.strip() else []
-    if done.returncode != 0 or len(lines) != len(sources):
-        detail = done.stderr.strip().splitlines()[-1:] or [f"{len(lines)} lines for {len(sources)}"]
-        raise UserError(f"apertium {mode} failed: {detail[0]}; check `echo test | apertium {mode}`")
-    return [line.strip() for line in lines]
-
-
-def external_outputs(testset: str, direction: str) -> dict[str, dict[str, str]]:
-    """{submitted system: {segment id: output}} from the test set's `-systems` companion set."""
-    from lowres_mt import corpora
-
-    ref = f"{testset}-systems"
-    try:
-        info = corpora.set_info(ref)
-    except UserError:
-        return {}
-    if direction not in info.directions:
-        return {}
-    out: dict[str, dict[str, str]] = {}
-    for row in corpora.load_set(ref):
-        if f"{row.src_lang}-{row.tgt_lang}" == direction:
-            out.setdefault(row.system, {})[row.id] = row.hyp
-    return out

@@ -6,7 +6,12 @@ run's train.jsonl), the loss on the answers only, the same number of examples pe
        `--batch-size` examples padded to the longest, the model's own loss over full-vocabulary
        logits at every position;
   (ii) lowres-mt — `lowres_mt.train.loop.train`: trimmed vocabulary, length-grouped packing,
-       logits only at labelled positions, chunked cross-entropy.
+       logits only at labelled positions, chunked cross-entropy, `train.dtype=auto`.
+The baseline runs twice, in float32 and with `bf16=True` (`use_cpu=True`), and the faster is the
+one compared against: its best precision on this CPU. A matrix-product calibration in the same
+run gives the machine's fp32 and bf16 peak, and each trainer's model FLOPs utilisation is
+4 × body parameters × tokens/s over the peak of its precision (frozen weights: forward plus the
+backward pass to the activations; the output layer is left out).
 Each runs in its own subprocess; its peak RSS comes from `os.wait4`. Tokens/s counts real (not
 padding) tokens over the training steps only; wall seconds include loading and preparing. Results go
 to benchmarks/results/train_throughput[-<model>].{json,md}.
@@ -44,12 +49,14 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="examples per optimizer step")
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
-    parser.add_argument("--worker", choices=["baseline", "ours"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=["baseline", "baseline-bf16", "ours"], help=argparse.SUPPRESS)
     parser.add_argument("--spec", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         spec = json.loads(args.spec.read_text(encoding="utf-8"))
-        print("RESULT " + json.dumps(run_baseline(spec) if args.worker == "baseline" else run_ours(spec)))
+        work = {"baseline": lambda: run_baseline(spec), "baseline-bf16": lambda: run_baseline(spec, bf16=True),
+                "ours": lambda: run_ours(spec)}[args.worker]
+        print("RESULT " + json.dumps(work()))
         return
     compare(args)
 
@@ -68,13 +75,18 @@ def compare(args) -> None:
                 "max_length": args.max_length, "threads": args.threads or os.cpu_count(),
                 "scratch": str(scratch)}
         (scratch / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
-        results = {name: run_worker(name, scratch / "spec.json") for name in ("baseline", "ours")}
-    base, ours = results["baseline"], results["ours"]
+        peaks = calibrate(spec["threads"])
+        results = {name: run_worker(name, scratch / "spec.json") for name in ("baseline", "baseline-bf16", "ours")}
+    best = max(("baseline", "baseline-bf16"), key=lambda n: results[n]["tokens_per_s"])
+    base, ours = results[best], results["ours"]
+    for r in results.values():
+        r["mfu"] = round(4 * r["body_params"] * r["tokens_per_s"] / (peaks[r["dtype"]] * 1e9), 4)
     report = {
         "command": " ".join(["python benchmarks/train_throughput.py", *sys.argv[1:]]),
         "model": args.model, "examples": len(rows), "batch_size": args.batch_size, "lora": LORA,
-        "threads": spec["threads"], "cpu": platform.processor() or platform.machine(),
-        "load_average_1min": round(os.getloadavg()[0], 2), "baseline": base, "ours": ours,
+        "threads": spec["threads"], "cpu": cpu_model(), "matmul_gflops": peaks,
+        "load_average_1min": round(os.getloadavg()[0], 2), "baseline_precision": results[best]["dtype"],
+        "baseline_runs": {n: results[n] for n in ("baseline", "baseline-bf16")}, "baseline": base, "ours": ours,
         "speedup_tokens_per_s": round(ours["tokens_per_s"] / base["tokens_per_s"], 2),
         "peak_rss_ratio": round(ours["peak_rss_mb"] / base["peak_rss_mb"], 3),
         "wall_speedup": round(base["wall_s"] / ours["wall_s"], 2),
@@ -86,6 +98,40 @@ def compare(args) -> None:
     write_json(RESULTS / f"train_throughput{suffix}.json", report)
     write_text(RESULTS / f"train_throughput{suffix}.md", markdown(report))
     print(markdown(report))
+
+
+def calibrate(threads: int, size: tuple[int, int, int] = (1024, 640, 2048), repeats: int = 20) -> dict[str, float]:
+    """GFLOP/s of a (m×k)@(k×n) matrix product in float32 and bfloat16 on this CPU."""
+    import torch
+
+    torch.set_num_threads(threads)
+    m, k, n = size
+    out = {}
+    for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
+        a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
+        for _ in range(3):
+            a @ b
+        started = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        out[name] = round(2 * m * k * n * repeats / (time.perf_counter() - started) / 1e9, 1)
+    return out
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def body_params(model) -> int:
+    """Parameters outside the embedding and output layers (tied or not), LoRA's own excluded."""
+    skip = {id(model.get_input_embeddings().weight), id(model.get_output_embeddings().weight)}
+    return sum(p.numel() for n, p in model.named_parameters() if id(p) not in skip and "lora_" not in n)
 
 
 def run_worker(name: str, spec: Path) -> dict:
@@ -109,21 +155,23 @@ def run_worker(name: str, spec: Path) -> dict:
 
 
 def markdown(r: dict) -> str:
-    b, o = r["baseline"], r["ours"]
+    o = r["ours"]
     return "\n".join([
         f"# Training throughput: {r['model']}", "",
         f"`{r['command']}` — {r['examples']} examples of en-is TELL training data, "
         f"{r['batch_size']} examples per optimizer step, LoRA r={r['lora']['r']} on "
-        f"{len(r['lora']['target_modules'])} projections, fp32, {r['threads']} torch threads "
-        f"(1-min load average at the end: {r['load_average_1min']}).", "",
-        "| trainer | steps | tokens | train s | tokens/s | wall s | CPU s | peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|",
-        f"| HF `Trainer` + peft (padded, full-vocab loss) | {b['steps']} | {b['tokens']} | {b['train_s']} | "
-        f"{b['tokens_per_s']} | {b['wall_s']} | {b['cpu_s']} | {b['peak_rss_mb']} |",
-        f"| lowres-mt (trimmed vocab, packed, target-only chunked loss) | {o['steps']} | {o['tokens']} | "
-        f"{o['train_s']} | {o['tokens_per_s']} | {o['wall_s']} | {o['cpu_s']} | {o['peak_rss_mb']} |", "",
-        f"Speed-up: **{r['speedup_tokens_per_s']}×** tokens/s ({r['wall_speedup']}× wall time); "
-        f"peak memory: **{r['peak_rss_ratio']}×** the baseline's.", "",
+        f"{len(r['lora']['target_modules'])} projections, {r['threads']} torch threads, on {r['cpu']} "
+        f"(1-min load average at the end: {r['load_average_1min']}; matrix-product peak "
+        f"{r['matmul_gflops']['float32']} GFLOP/s fp32, {r['matmul_gflops']['bfloat16']} bf16).", "",
+        "| trainer | precision | steps | tokens | train s | tokens/s | MFU | wall s | CPU s | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        *(f"| HF `Trainer` + peft (padded, full-vocab loss) | {x['dtype']} | {x['steps']} | {x['tokens']} | "
+          f"{x['train_s']} | {x['tokens_per_s']} | {x['mfu']:.1%} | {x['wall_s']} | {x['cpu_s']} | {x['peak_rss_mb']} |"
+          for x in r["baseline_runs"].values()),
+        f"| lowres-mt (trimmed vocab, packed, target-only chunked loss) | {o['dtype']} | {o['steps']} | {o['tokens']} | "
+        f"{o['train_s']} | {o['tokens_per_s']} | {o['mfu']:.1%} | {o['wall_s']} | {o['cpu_s']} | {o['peak_rss_mb']} |", "",
+        f"Against the baseline at its best precision ({r['baseline_precision']}): **{r['speedup_tokens_per_s']}×** "
+        f"tokens/s ({r['wall_speedup']}× wall time); peak memory **{r['peak_rss_ratio']}×** its.", "",
     ])
 
 
@@ -158,8 +206,9 @@ def tiny_model(scratch: Path) -> str:
 # ----------------------------------------------------------------------------- the two trainers
 
 
-def run_baseline(spec: dict) -> dict:
-    """transformers.Trainer + peft: padded batches, full logits, the model's loss."""
+def run_baseline(spec: dict, bf16: bool = False) -> dict:
+    """transformers.Trainer + peft: padded batches, full logits, the model's loss (bf16 autocast
+    when `bf16`)."""
     import torch
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
@@ -178,14 +227,16 @@ def run_baseline(spec: dict) -> dict:
                              per_device_train_batch_size=spec["batch_size"], num_train_epochs=1,
                              learning_rate=2e-4, warmup_ratio=0.05, lr_scheduler_type="cosine",
                              logging_strategy="no", save_strategy="no", report_to=[],
-                             remove_unused_columns=False, dataloader_num_workers=0, use_cpu=True, seed=0)
+                             remove_unused_columns=False, dataloader_num_workers=0, use_cpu=True, seed=0,
+                             bf16=bf16)
     collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
     trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator)
     output = trainer.train()
     seconds = output.metrics["train_runtime"]
     tokens = sum(len(e) for e in examples)
     return {"steps": output.global_step, "tokens": tokens, "train_s": round(seconds, 1),
-            "tokens_per_s": round(tokens / seconds, 1), "loss": round(output.training_loss, 4)}
+            "tokens_per_s": round(tokens / seconds, 1), "loss": round(output.training_loss, 4),
+            "dtype": "bfloat16" if bf16 else "float32", "body_params": body_params(model)}
 
 
 def run_ours(spec: dict) -> dict:
@@ -211,9 +262,13 @@ def run_ours(spec: dict) -> dict:
                                          threads=spec["threads"], scheduler="cosine"))
     result = train(cfg, run_dir=run_dir, progress=False)
     tokens = sum(lengths)
+    from lowres_mt.models import load_base
+
+    info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     return {"steps": result.steps, "tokens": tokens, "train_s": round(tokens / result.tokens_per_s, 1),
             "tokens_per_s": round(result.tokens_per_s, 1), "loss": result.loss,
-            "batch_tokens": cfg.train.batch_tokens}
+            "batch_tokens": cfg.train.batch_tokens, "dtype": info.get("dtype", "float32"),
+            "body_params": body_params(load_base(spec["model"])[0])}
 
 
 if __name__ == "__main__":

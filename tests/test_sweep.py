@@ -133,6 +133,8 @@ def test_sweep_trains_selects_evaluates_and_skips_on_rerun(tmp_path, toy_corpora
             assert all(not p["results"] for p in group if not p["selected"])
     assert {"copy toy:test en-is", "copy toy:test is-en"} <= set(summary["baselines"])
     assert len(summary["matches"]) == 4  # 2 TELL budgets × 2 directions
+    for point in (p for p in points if p["method"] == "tell" and p["selected"]):
+        assert all(0 < scores["p_vs_sft"] <= 1 for scores in point["results"].values())
     assert (folder / "sweep.md").read_text().count("| ✓ |") == 4
     assert (folder / "chrf-by-task.tokens.png").read_bytes()[:4] == b"\x89PNG"
 

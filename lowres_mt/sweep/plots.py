@@ -20,14 +20,17 @@ def numeric(value: str) -> float | None:
         return None
 
 
-def curves(points: list[Point], axis: str, panel: str) -> dict[str, list[tuple[float, float, float]]]:
-    """{line label: [(x, chrF, CI half-width), …]} for the selected points scored on `panel`."""
+def curves(points: list[Point], axis: str, panel: str,
+           ignore: tuple[str, ...] = ()) -> dict[str, list[tuple[float, float, float]]]:
+    """{line label: [(x, chrF, CI half-width), …]} for the selected points scored on `panel`; the
+    `ignore` axes (the selection axis) do not split lines."""
     lines: dict[str, list[tuple[float, float, float]]] = {}
     for p in points:
         x = numeric(p.values.get(axis, ""))
         if not p.selected or panel not in p.results or x is None:
             continue
-        rest = ", ".join(f"{k}={v}" for k, v in p.values.items() if k != axis and _varies(points, k))
+        rest = ", ".join(f"{k}={v}" for k, v in p.values.items()
+                         if k != axis and k not in ignore and _varies(points, k))
         scores = p.results[panel]
         lines.setdefault(f"{p.method} ({rest})" if rest else p.method, []).append(
             (x, scores["chrF"], scores["chrF_ci"]))
@@ -38,11 +41,12 @@ def _varies(points: list[Point], key: str) -> bool:
     return len({p.values.get(key) for p in points if p.selected}) > 1
 
 
-def plot_axis(points: list[Point], baselines: dict[str, dict], axis: str, path: Path) -> Path | None:
+def plot_axis(points: list[Point], baselines: dict[str, dict], axis: str, path: Path,
+              ignore: tuple[str, ...] = ()) -> Path | None:
     """chrF against `axis`; None when no line has two numeric points."""
     panels = sorted({key for p in points for key in p.results})
     drawn = {panel: lines for panel in panels
-             if (lines := curves(points, axis, panel)) and any(len(v) > 1 for v in lines.values())}
+             if (lines := curves(points, axis, panel, ignore)) and any(len(v) > 1 for v in lines.values())}
     if not drawn:
         return None
     fig, axes = panel_grid(len(drawn), 5.5, 3.8)
@@ -61,6 +65,9 @@ def plot_axis(points: list[Point], baselines: dict[str, dict], axis: str, path: 
             ax.set_xscale("log")
         elif min(xs) == 0 and max(xs) >= 10:
             ax.set_xscale("symlog", linthresh=1)
+        ticks = sorted(set(xs))
+        ax.set_xticks(ticks, [f"{x:,g}" for x in ticks])
+        ax.minorticks_off()
         finish_panel(ax, panel, axis, "chrF (95% CI band)")
     fig.tight_layout()
     return save_figure(fig, path)

@@ -129,6 +129,7 @@ def _evaluate(plan: SweepPlan, points: list[Point], chosen: set[str], console: C
 
     testsets = [f"eval.testsets=[{','.join(plan.testsets)}]"] if plan.testsets else []
     results_root = plan.out / "results"
+    hypotheses: dict[str, dict[str, list[str]]] = {}  # run → panel → hypotheses
     for p in points:
         if p.run not in chosen and not plan.evaluate_all:
             continue
@@ -139,6 +140,9 @@ def _evaluate(plan: SweepPlan, points: list[Point], chosen: set[str], console: C
                            command=f"lowres-mt sweep {plan.recipe} (run {p.run})")
         p.results = {f"{r['testset']} {r['direction']}": _scores(r) for r in outcome.results
                      if r["system"] == p.run}
+        hypotheses[p.run] = {f"{r['testset']} {r['direction']}": _read_hypotheses(results_root / cfg.name, r)
+                             for r in outcome.results if r["system"] == p.run}
+    _add_paired_tests(plan, points, hypotheses)
     if not plan.baselines:
         return {}
     cfg = load_recipe(plan.recipe, [*plan.runs[0].overrides, *testsets])
@@ -147,6 +151,38 @@ def _evaluate(plan: SweepPlan, points: list[Point], chosen: set[str], console: C
                        command=f"lowres-mt sweep {plan.recipe} (baselines)")
     return {f"{r['system']} {r['testset']} {r['direction']}": _scores(r) for r in outcome.results
             if r["system"] in plan.baselines}
+
+
+def _read_hypotheses(root: Path, result: dict) -> list[str]:
+    return (root / result["path"]).with_name(result["hypotheses"]).read_text(encoding="utf-8").split("\n")[:-1]
+
+
+def _add_paired_tests(plan: SweepPlan, points: list[Point], hypotheses: dict[str, dict[str, list[str]]]) -> None:
+    """Each evaluated TELL point gets `p_vs_sft` per panel: the paired bootstrap p-value (chrF) of
+    TELL against the SFT point with the same axis values (the selection axis aside)."""
+    from lowres_mt.evaluate.metrics import paired_significance
+    from lowres_mt.evaluate.runner import sample_testsets
+
+    def others(p: Point) -> tuple:
+        return tuple((k, v) for k, v in sorted(p.values.items()) if k != plan.select)
+
+    refs: dict[str, list[str]] = {}
+    for tell in (p for p in points if p.method == "tell" and p.run in hypotheses):
+        sft = next((p for p in points if p.method == "sft" and p.run in hypotheses and others(p) == others(tell)), None)
+        if sft is None:
+            continue
+        for panel, hyps in hypotheses[tell.run].items():
+            if panel not in hypotheses[sft.run]:
+                continue
+            if panel not in refs:
+                run = next(r for r in plan.runs if r.name == tell.run)
+                testset, direction = panel.split(" ")
+                cfg = load_recipe(plan.recipe, [*run.overrides, f"eval.testsets=[{testset}]"])
+                size = cfg.eval.sample if plan.sample is None else plan.sample
+                refs[panel] = [q.tgt for q in sample_testsets(cfg, size)[(testset, direction)]]
+            pvalues = paired_significance(("sft", hypotheses[sft.run][panel]), [("tell", hyps)], refs[panel],
+                                          panel.split(" ")[1].split("-")[1])
+            tell.results[panel]["p_vs_sft"] = pvalues["tell"]["chrF"]
 
 
 def _scores(result: dict) -> dict:

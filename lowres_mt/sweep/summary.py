@@ -102,7 +102,8 @@ def headline(match: dict) -> str:
     if match["bound"] == "<=":
         return (f"SFT at {match['sft_tokens']:,} task tokens ({k:g}× TELL's {n:,}) already matches TELL "
                 f"({match['panel']})")
-    return f"SFT needs more than {k:g}× the task tokens to match TELL at {n:,} ({match['panel']})"
+    return (f"no measured SFT budget (up to {match['sft_tokens']:,} task tokens, {k:g}× TELL's) matches TELL at "
+            f"{n:,} ({match['panel']})")
 
 
 def write_summary(plan: SweepPlan, points: list[Point], baselines: dict[str, dict]) -> list[Path]:
@@ -113,7 +114,8 @@ def write_summary(plan: SweepPlan, points: list[Point], baselines: dict[str, dic
             "points": [p.as_json() for p in points], "baselines": baselines, "matches": found}
     write_json(plan.out / "sweep.json", data)
     plots = [path for axis in plan.axes if len(axis.values) > 1 and axis.key != plan.select
-             if (path := plot_axis(points, baselines, axis.key, plan.out / f"chrf-by-{axis.key}.png"))]
+             if (path := plot_axis(points, baselines, axis.key, plan.out / f"chrf-by-{axis.key}.png",
+                                   ignore=(plan.select,) if plan.select else ()))]
     write_text(plan.out / "sweep.md", render_markdown(plan, points, baselines, found, plots))
     return plots
 
@@ -150,4 +152,7 @@ def _fmt(value) -> str:
 
 
 def _score(scores: dict | None) -> str:
-    return "-" if not scores else f"{scores['chrF']:.1f} ± {scores['chrF_ci']:.1f}"
+    if not scores:
+        return "-"
+    p = f" (p {scores['p_vs_sft']:.3f} vs SFT)" if "p_vs_sft" in scores else ""
+    return f"{scores['chrF']:.1f} ± {scores['chrF_ci']:.1f}{p}"

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ from transformers import StoppingCriteriaList  # noqa: E402
 from lowres_mt.config import AnchorConfig  # noqa: E402
 from lowres_mt.data.prompts import parse_response, prompt_messages, style_for  # noqa: E402
 from lowres_mt.io import write_json, write_text  # noqa: E402
+from lowres_mt.precision import cpu_model  # noqa: E402
 from lowres_mt.translate import AnswerEnd, DecodeSettings, Engine, build_prompt, first_line  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -98,16 +98,6 @@ def batched(model, tokenizer, prompts: list[str], engine: Engine, max_new_tokens
         for j, i in enumerate(rows):
             out[i] = first_line(tokenizer.decode(engine._until_stop(gen[j, width:].tolist()), skip_special_tokens=True))
     return out
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> int:

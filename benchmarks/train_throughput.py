@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -65,6 +64,8 @@ def main() -> None:
 
 
 def compare(args) -> None:
+    from lowres_mt.precision import cpu_model
+
     with tempfile.TemporaryDirectory(prefix="train-throughput-") as scratch:
         scratch = Path(scratch)
         model = tiny_model(scratch) if args.model == "tiny" else args.model
@@ -116,16 +117,6 @@ def calibrate(threads: int, size: tuple[int, int, int] = (1024, 640, 2048), repe
             a @ b
         out[name] = round(2 * m * k * n * repeats / (time.perf_counter() - started) / 1e9, 1)
     return out
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def body_params(model) -> int:

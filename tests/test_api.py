@@ -202,3 +202,14 @@ def test_eval_with_a_server_that_is_down_exits_with_one_line(tmp_path, fake_corp
         main()
     err = capsys.readouterr().err
     assert done.value.code == 2 and "is the server running" in err and "Traceback" not in err
+
+
+def test_serve_on_a_taken_port_is_one_clear_line(tiny_model_dir):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+        done = subprocess.run([sys.executable, "-m", "lowres_mt", "serve", "--base-model", str(tiny_model_dir),
+                               "--port", str(port)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "cannot listen on" in done.stderr and "Traceback" not in done.stderr

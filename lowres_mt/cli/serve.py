@@ -36,7 +36,11 @@ def serve_cmd(
     engine = open_translator(run, base_model, DecodeSettings(batch_size, max_new_tokens), progress=False).engine
     name = model_name or (run.name if run is not None else Path(base_model).name)
     service = Service(engine, name, window_s=window_ms / 1000)
-    server = make_server(service, host, port, log=err_console.print if verbose else None)
+    try:
+        server = make_server(service, host, port, log=err_console.print if verbose else None)
+    except OSError as err:  # port taken, address not on this machine, privileged port
+        service.batcher.close()
+        raise UserError(f"cannot listen on {host}:{port} ({err.strerror or err}); pick another --port or --host") from None
     address, bound = server.server_address[:2]
     console.print(f"serving {name} at http://{address}:{bound}/v1 (Ctrl-C stops)", highlight=False)
     try:

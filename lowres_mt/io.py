@@ -24,6 +24,16 @@ except ImportError:  # no advisory locks on this platform: stale temporaries are
     fcntl = None
 
 
+def portable_path(path: Path | str) -> str:
+    """`path` relative to the working directory when it lies inside it (as recorded in results that
+    are committed), else as given."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it is renamed over `path`."""

@@ -8,13 +8,14 @@ from pathlib import Path
 import typer
 
 from lowres_mt.cli.common import console, err_console
+from lowres_mt.config import METHODS
 
 
 def sweep_cmd(
     recipe: str = typer.Argument(..., help="recipe name or YAML path"),
     axes: list[str] = typer.Argument(None, help="KEY=V1,V2,… axes (a single value is a fixed override), "
                                                 "e.g. task.tokens=2500,10000 task.epochs=1,2"),
-    methods: str = typer.Option("tell,sft", "--methods", help="comma-separated methods: tell, sft, tell+book"),
+    methods: str = typer.Option("tell,sft", "--methods", help="comma-separated methods: " + ", ".join(METHODS)),
     name: str = typer.Option(None, "--name", help="sweep folder under runs/sweeps/ (default: recipe and axes)"),
     select: str = typer.Option(None, "--select", help="axis whose best value on dev chrF is kept per method and "
                                                       "other values (default: task.epochs when it is an axis)"),

@@ -23,7 +23,7 @@ from lowres_mt.evaluate.comet import NO_COMET
 from lowres_mt.evaluate.generate import HypothesisMaker
 from lowres_mt.evaluate.report import fmt_rate, load_results, write_report
 from lowres_mt.evaluate.systems import System, resolve_systems
-from lowres_mt.io import sha256_file, write_json, write_text
+from lowres_mt.io import portable_path, sha256_file, write_json, write_text
 from lowres_mt.records import Pair
 from lowres_mt.translate import DecodeSettings
 
@@ -176,7 +176,7 @@ def _evaluate(job: Job, cfg: RecipeConfig, settings: DecodeSettings, maker: Hypo
         "testset": job.testset, "direction": job.direction,
         "src_lang": job.pairs[0].src_lang, "tgt_lang": job.pairs[0].tgt_lang,
         "n": len(hyps), "sample": size, "seed": cfg.seed, "ids": [p.id for p in job.pairs],
-        "model": system.model or None, "adapter": str(system.run / "adapter") if system.run else None,
+        "model": system.model or None, "adapter": portable_path(system.run / "adapter") if system.run else None,
         "task_tokens": system.task_tokens, "config_hash": cache.config_hash(cfg),
         "decode": {"batch_size": settings.batch_size, "max_new_tokens": settings.max_new_tokens,
                    "num_beams": settings.num_beams, "stop_repeats": settings.stop_repeats,

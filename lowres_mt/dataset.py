@@ -16,38 +16,19 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
-from lowres_mt.config import METHODS, RecipeConfig, TaskConfig, dump_recipe
-from lowres_mt.data import filters
-from lowres_mt.data.budget import TokenCounter, costed_in_random_order, token_counter
+from lowres_mt.config import METHODS, RecipeConfig, dump_recipe
+from lowres_mt.data.budget import TokenCounter, fill_budget, sample_to_budget, token_counter
 from lowres_mt.data.guard import ContaminationGuard, guard_from_sets, protected_sets
+from lowres_mt.data.pools import CorpusStats, load_counted, load_general_pool, load_task_pool
 from lowres_mt.data.prompts import example_messages, style_for
 from lowres_mt.errors import UserError
-from lowres_mt.io import atomic_dir, check_replaceable, read_jsonl, write_json, write_jsonl
-from lowres_mt.records import Example, Instruction, Message, Pair, Text
+from lowres_mt.io import atomic_dir, check_replaceable, write_json, write_jsonl
+from lowres_mt.records import Example, Message, Pair, Text
 
-T = TypeVar("T")
 OUTPUT_MARKER = "manifest.json"  # a folder holding one is a previous build (and may be replaced)
-
-
-@dataclass
-class CorpusStats:
-    ref: str
-    read: int = 0
-    too_long_or_short: int = 0
-    duplicates: int = 0
-    contaminated: int = 0
-    bad_ratio: int = 0  # quality filters (lowres_mt.data.filters); a pair counts under the first
-    fragments: int = 0  # filter that drops it
-    near_copies: int = 0
-    wrong_language: int = 0
-    unescaped: int = 0  # pairs kept with their HTML entities decoded
-    used: int = 0
-    files: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -121,99 +102,6 @@ def build_dataset(cfg: RecipeConfig, *, method: str, out_dir: Path, tokenizer=No
     return report
 
 
-def load_task_pool(cfg: RecipeConfig, guard: ContaminationGuard, stats: dict[str, CorpusStats],
-                   dropped: list[tuple[str, Pair]] | None = None) -> list[Pair]:
-    """All usable training pairs: length-filtered, de-duplicated, contamination-free, and through
-    the quality filters (length ratio, fragments, near-copies, language). `dropped`, when given,
-    receives (counter, pair) for every pair left out."""
-    if not cfg.task.train:
-        raise UserError("the recipe names no training corpora (task.train is empty)")
-    pool: list[Pair] = []
-    seen: set[tuple[str, str]] = set()
-    for ref in cfg.task.train:
-        records, entry = load_counted(ref, Pair, "task.train", "sentence pairs", stats)
-        kept: list[Pair] = []
-        for record in records:
-            pair = filters.unescape_entities(record)
-            entry.unescaped += pair is not record
-            reason = drop_reason(pair, cfg.task, seen, guard)
-            if reason:
-                setattr(entry, reason, getattr(entry, reason) + 1)
-                if dropped is not None:
-                    dropped.append((reason, pair))
-            else:
-                kept.append(pair)
-        if cfg.task.langid:
-            wrong = filters.wrong_language(kept, cfg.task.langid_min_chars)
-            entry.wrong_language = sum(wrong)
-            if dropped is not None:
-                dropped.extend(("wrong_language", pair) for pair, bad in zip(kept, wrong) if bad)
-            kept = [pair for pair, bad in zip(kept, wrong) if not bad]
-        pool.extend(kept)
-    if not pool:
-        raise UserError("no training pairs left after length, duplicate, contamination and quality "
-                        "filtering; check task.train, task.min_chars/max_chars, task.guard and the "
-                        "task quality settings (ratio_range, min_letters, near_copies, langid)")
-    return pool
-
-
-def drop_reason(pair: Pair, task: TaskConfig, seen: set[tuple[str, str]],
-                guard: ContaminationGuard) -> str | None:
-    """The CorpusStats counter of the first filter that drops `pair`, or None to keep it. A pair
-    that passes the length filter is remembered in `seen` for the duplicate check."""
-    if not (task.min_chars <= min(len(pair.src), len(pair.tgt))
-            and max(len(pair.src), len(pair.tgt)) <= task.max_chars):
-        return "too_long_or_short"
-    key = (pair.src.strip(), pair.tgt.strip())
-    if key in seen:
-        return "duplicates"
-    seen.add(key)
-    if not guard.is_clean(pair):
-        return "contaminated"
-    if filters.bad_ratio(pair, task.ratio_range):
-        return "bad_ratio"
-    if task.min_letters > 0 and (filters.is_fragment(pair.src, task.min_letters)
-                                 or filters.is_fragment(pair.tgt, task.min_letters)):
-        return "fragments"
-    if task.near_copies and filters.is_near_copy(pair.tgt, pair.src):
-        return "near_copies"
-    return None
-
-
-def fill_budget(pool: Sequence[T], text_of: Callable[[T], str], count_tokens: TokenCounter,
-                rng: random.Random, budget: int, max_tokens: int, stats: dict[str, CorpusStats],
-                make: Callable[[T], Example]) -> tuple[list[tuple[Example, int]], int]:
-    """Examples made from `pool` items in a seeded random order until `budget` content tokens
-    (items over `max_tokens` skipped and counted); returns them and the tokens they hold."""
-    out: list[tuple[Example, int]] = []
-    total = 0
-    for item, cost in costed_in_random_order(pool, text_of, count_tokens, rng):
-        if total >= budget:
-            break
-        if cost > max_tokens:
-            stats[item.corpus].too_long_or_short += 1
-            continue
-        out.append((make(item), cost))
-        stats[item.corpus].used += 1
-        total += cost
-    return out, total
-
-
-def sample_to_budget(pool: list[Pair], budget: int, count_tokens: TokenCounter,
-                     rng: random.Random) -> tuple[list[Pair], list[int]]:
-    """Seeded sample of pairs whose content tokens, used in every direction, fill `budget`."""
-    chosen: list[Pair] = []
-    costs: list[int] = []
-    total = 0
-    for pair, cost in costed_in_random_order(pool, lambda p: p.src + "\n" + p.tgt, count_tokens, rng):
-        if total >= budget:
-            break
-        chosen.append(pair)
-        costs.append(cost)
-        total += cost
-    return chosen, costs
-
-
 def _evidence(cfg: RecipeConfig, method: str, guard: ContaminationGuard, count_tokens: TokenCounter,
               pairs: list[Pair]):
     """The +context methods' evidence builder over the sampled task pairs (None for the others)."""
@@ -285,41 +173,6 @@ def mono_examples(cfg: RecipeConfig, budget: int, count_tokens: TokenCounter, gu
         raise UserError(f"the monolingual corpora hold only {total} usable tokens, fewer than the "
                         f"{budget} asked for; lower mono.ratio or add sets to mono.corpora")
     return out
-
-
-def load_general_pool(cfg: RecipeConfig, stats: dict[str, CorpusStats]) -> list[Instruction]:
-    if not cfg.general.corpora:
-        raise UserError("method 'tell' needs general data but general.corpora is empty")
-    selected = load_selection(cfg) if cfg.general.select == "s2l" else None
-    pool: list[Instruction] = []
-    for ref in cfg.general.corpora:
-        records, _ = load_counted(ref, Instruction, "general.corpora", "instruction examples", stats)
-        pool.extend(ins for ins in records if selected is None or (ins.corpus, ins.id) in selected)
-    return pool
-
-
-def load_counted(ref: str, kind: type, key: str, what: str, stats: dict[str, CorpusStats]) -> tuple[list, CorpusStats]:
-    """Load a set, check its record type, and start its stats entry (files with checksums, count read)."""
-    from lowres_mt.corpora import load_set, set_info
-
-    info = set_info(ref)
-    entry = stats[ref] = CorpusStats(ref, files=[{"path": f.path, "sha256": f.sha256} for f in info.files])
-    records = load_set(ref)
-    entry.read = len(records)
-    if any(not isinstance(r, kind) for r in records):
-        raise UserError(f"{key} set '{ref}' holds no {what} (its role is {info.role})")
-    return records, entry
-
-
-def load_selection(cfg: RecipeConfig) -> set[tuple[str, str]]:
-    """The general examples chosen by `lowres-mt select` (rows with `corpus` and `id`)."""
-    from lowres_mt.config import runs_dir
-
-    path = Path(cfg.general.selection) if cfg.general.selection else runs_dir() / f"{cfg.name}-s2l" / "selection.jsonl"
-    if not path.is_file():
-        raise UserError(f"general.select is s2l but {path} does not exist; run `lowres-mt select {cfg.name} "
-                        "--budget N` first or set general.selection")
-    return {(row["corpus"], row["id"]) for row in read_jsonl(path)}
 
 
 def dev_examples(cfg: RecipeConfig, method: str, rng: random.Random, evidence=None) -> list[Example]:

@@ -58,7 +58,7 @@ def test_split_sizes_and_the_overlap_the_issue_describes(kgv):
 
 
 def test_task_pool_holds_no_test_sentence(kgv):
-    from lowres_mt.dataset import load_task_pool
+    from lowres_mt.data.pools import load_task_pool
 
     stats = {}
     pool = load_task_pool(kgv["cfg"], kgv["guard"], stats)

@@ -177,7 +177,7 @@ NOISY = [  # (src, tgt, the counter that drops it, or None when the pair is kept
 
 def test_quality_filters_are_counted_per_corpus(corpora):
     from lowres_mt.data.guard import ContaminationGuard
-    from lowres_mt.dataset import load_task_pool
+    from lowres_mt.data.pools import load_task_pool
 
     corpora["toy:noisy"] = [Pair(s, t, "en", "is", "toy:noisy", str(i)) for i, (s, t, _) in enumerate(NOISY)]
     stats, dropped = {}, []

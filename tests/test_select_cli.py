@@ -72,7 +72,7 @@ def test_select_writes_selection_report_and_plot_then_reuses_the_cache(toy_recip
     assert len(read_selection(out / "selection.jsonl")) == 6
 
     # the data builder draws general examples from exactly this selection
-    from lowres_mt.dataset import load_selection
+    from lowres_mt.data.pools import load_selection
 
     cfg = load_recipe(str(recipe), ["general.select=s2l"])
     assert load_selection(cfg) == {(r["corpus"], r["id"]) for r in read_selection(out / "selection.jsonl")}

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+from lowres_mt.records import Example, Pair
+
+if TYPE_CHECKING:
+    from lowres_mt.data.pools import CorpusStats
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
 T = TypeVar("T")
@@ -31,3 +36,37 @@ def costed_in_random_order(pool: Sequence[T], text_of: Callable[[T], str], count
     for start in range(0, len(order), batch):
         items = [pool[i] for i in order[start:start + batch]]
         yield from zip(items, count_tokens([text_of(item) for item in items]))
+
+
+def fill_budget(pool: Sequence[T], text_of: Callable[[T], str], count_tokens: TokenCounter,
+                rng: random.Random, budget: int, max_tokens: int, stats: dict[str, CorpusStats],
+                make: Callable[[T], Example]) -> tuple[list[tuple[Example, int]], int]:
+    """Examples made from `pool` items in a seeded random order until `budget` content tokens
+    (items over `max_tokens` skipped and counted); returns them and the tokens they hold."""
+    out: list[tuple[Example, int]] = []
+    total = 0
+    for item, cost in costed_in_random_order(pool, text_of, count_tokens, rng):
+        if total >= budget:
+            break
+        if cost > max_tokens:
+            stats[item.corpus].too_long_or_short += 1
+            continue
+        out.append((make(item), cost))
+        stats[item.corpus].used += 1
+        total += cost
+    return out, total
+
+
+def sample_to_budget(pool: list[Pair], budget: int, count_tokens: TokenCounter,
+                     rng: random.Random) -> tuple[list[Pair], list[int]]:
+    """Seeded sample of pairs whose content tokens, used in every direction, fill `budget`."""
+    chosen: list[Pair] = []
+    costs: list[int] = []
+    total = 0
+    for pair, cost in costed_in_random_order(pool, lambda p: p.src + "\n" + p.tgt, count_tokens, rng):
+        if total >= budget:
+            break
+        chosen.append(pair)
+        costs.append(cost)
+        total += cost
+    return chosen, costs

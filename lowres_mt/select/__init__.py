@@ -19,7 +19,7 @@ from pathlib import Path
 
 from lowres_mt.config import RecipeConfig, runs_dir
 from lowres_mt.errors import UserError
-from lowres_mt.io import check_replaceable, write_json, write_jsonl
+from lowres_mt.io import check_replaceable, portable_path, write_json, write_jsonl
 from lowres_mt.records import Instruction
 from lowres_mt.select.cluster import DEFAULT_CLUSTERS, cluster_trajectories
 from lowres_mt.select.report import (
@@ -144,8 +144,9 @@ def select_general(cfg: RecipeConfig, budget: int, proxy: str | None = None,
         checkpoints=traj.steps, cluster_sizes=sizes, cluster_selected=selected,
         sources=count_by_source(sources, chosen), cache_hit=traj.cache_hit,
         selected_tokens=sum(tokens[i] for i in chosen), seconds=seconds,
-        files={"selection": str(out_dir / "selection.jsonl"), "report": str(out_dir / "report.json"),
-               "plot": str(out_dir / "clusters.png"), "trajectories": str(out_dir / "cache" / traj.key)},
+        files={"selection": portable_path(out_dir / "selection.jsonl"),
+               "report": portable_path(out_dir / "report.json"), "plot": portable_path(out_dir / "clusters.png"),
+               "trajectories": portable_path(out_dir / "cache" / traj.key)},
     )
     extra = {"recipe": cfg.name, "seed": cfg.seed, "stratified": stratify, "pool_limit": pool_size,
              "trajectory_shape": list(traj.shape), "unscored_examples": traj.missing,

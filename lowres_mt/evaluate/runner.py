@@ -255,9 +255,9 @@ def _add_significance(results: list[dict], refs_by_set: dict[tuple[str, str], li
                 stale.append((r, sig_key))
         if not stale:
             continue
-        hyps = {id(r): _read_hyps(root, r) for r, _ in stale}
+        hyps = {id(r): read_hypotheses(root, r) for r, _ in stale}
         pvalues = metrics.paired_significance(
-            (base["system"], _read_hyps(root, base)), [(r["system"], hyps[id(r)]) for r, _ in stale],
+            (base["system"], read_hypotheses(root, base)), [(r["system"], hyps[id(r)]) for r, _ in stale],
             refs, base["tgt_lang"], cfg.eval.bootstrap)
         for r, sig_key in stale:
             r["significance"] = {"baseline": base["system"], "test": "paired bootstrap",
@@ -271,7 +271,8 @@ def _hyp_path(root: Path, result: dict) -> Path:
     return (root / result["path"]).with_name(result["hypotheses"])
 
 
-def _read_hyps(root: Path, result: dict) -> list[str]:
+def read_hypotheses(root: Path, result: dict) -> list[str]:
+    """The stored hypotheses of one result (`root`: the recipe's results folder)."""
     return _hyp_path(root, result).read_text(encoding="utf-8").split("\n")[:-1]
 
 

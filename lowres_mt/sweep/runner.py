@@ -125,7 +125,7 @@ def _select(points: list[Point], axis: str | None) -> set[str]:
 
 def _evaluate(plan: SweepPlan, points: list[Point], chosen: set[str], console: Console | None) -> dict[str, dict]:
     """Scores of the chosen runs into their points; returns the baselines' scores by "system panel"."""
-    from lowres_mt.evaluate.runner import run_eval
+    from lowres_mt.evaluate.runner import read_hypotheses, run_eval
 
     testsets = [f"eval.testsets=[{','.join(plan.testsets)}]"] if plan.testsets else []
     results_root = plan.out / "results"
@@ -140,7 +140,7 @@ def _evaluate(plan: SweepPlan, points: list[Point], chosen: set[str], console: C
                            command=f"lowres-mt sweep {plan.recipe} (run {p.run})")
         p.results = {f"{r['testset']} {r['direction']}": _scores(r) for r in outcome.results
                      if r["system"] == p.run}
-        hypotheses[p.run] = {f"{r['testset']} {r['direction']}": _read_hypotheses(results_root / cfg.name, r)
+        hypotheses[p.run] = {f"{r['testset']} {r['direction']}": read_hypotheses(results_root / cfg.name, r)
                              for r in outcome.results if r["system"] == p.run}
     _add_paired_tests(plan, points, hypotheses)
     if not plan.baselines:
@@ -151,10 +151,6 @@ def _evaluate(plan: SweepPlan, points: list[Point], chosen: set[str], console: C
                        command=f"lowres-mt sweep {plan.recipe} (baselines)")
     return {f"{r['system']} {r['testset']} {r['direction']}": _scores(r) for r in outcome.results
             if r["system"] in plan.baselines}
-
-
-def _read_hypotheses(root: Path, result: dict) -> list[str]:
-    return (root / result["path"]).with_name(result["hypotheses"]).read_text(encoding="utf-8").split("\n")[:-1]
 
 
 def _add_paired_tests(plan: SweepPlan, points: list[Point], hypotheses: dict[str, dict[str, list[str]]]) -> None:

@@ -8,7 +8,8 @@ run's train.jsonl), the loss on the answers only, the same number of examples pe
   (ii) lowres-mt — `lowres_mt.train.loop.train`: trimmed vocabulary, length-grouped packing,
        logits only at labelled positions, chunked cross-entropy, `train.dtype=auto`.
 The baseline runs twice, in float32 and with `bf16=True` (`use_cpu=True`), and the faster is the
-one compared against: its best precision on this CPU. A matrix-product calibration in the same
+one compared against: its best precision on this CPU. lowres-mt runs with `train.dtype=auto` (what
+`lowres-mt train` does on this CPU) and, for the record, with bfloat16 base weights forced. A matrix-product calibration in the same
 run gives the machine's fp32 and bf16 peak, and each trainer's model FLOPs utilisation is
 4 × body parameters × tokens/s over the peak of its precision (frozen weights: forward plus the
 backward pass to the activations; the output layer is left out).
@@ -36,6 +37,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
+WORKERS = ("baseline", "baseline-bf16", "ours", "ours-bf16")
 LORA = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.0,
         "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}
 
@@ -48,13 +50,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="examples per optimizer step")
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
-    parser.add_argument("--worker", choices=["baseline", "baseline-bf16", "ours"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=WORKERS, help=argparse.SUPPRESS)
     parser.add_argument("--spec", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         spec = json.loads(args.spec.read_text(encoding="utf-8"))
         work = {"baseline": lambda: run_baseline(spec), "baseline-bf16": lambda: run_baseline(spec, bf16=True),
-                "ours": lambda: run_ours(spec)}[args.worker]
+                "ours": lambda: run_ours(spec), "ours-bf16": lambda: run_ours(spec, "bfloat16")}[args.worker]
         print("RESULT " + json.dumps(work()))
         return
     compare(args)
@@ -77,7 +79,7 @@ def compare(args) -> None:
                 "scratch": str(scratch)}
         (scratch / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
         peaks = calibrate(spec["threads"])
-        results = {name: run_worker(name, scratch / "spec.json") for name in ("baseline", "baseline-bf16", "ours")}
+        results = {name: run_worker(name, scratch / "spec.json") for name in WORKERS}
     best = max(("baseline", "baseline-bf16"), key=lambda n: results[n]["tokens_per_s"])
     base, ours = results[best], results["ours"]
     for r in results.values():
@@ -88,6 +90,7 @@ def compare(args) -> None:
         "threads": spec["threads"], "cpu": cpu_model(), "matmul_gflops": peaks,
         "load_average_1min": round(os.getloadavg()[0], 2), "baseline_precision": results[best]["dtype"],
         "baseline_runs": {n: results[n] for n in ("baseline", "baseline-bf16")}, "baseline": base, "ours": ours,
+        "ours_bf16": results["ours-bf16"],
         "speedup_tokens_per_s": round(ours["tokens_per_s"] / base["tokens_per_s"], 2),
         "peak_rss_ratio": round(ours["peak_rss_mb"] / base["peak_rss_mb"], 3),
         "wall_speedup": round(base["wall_s"] / ours["wall_s"], 2),
@@ -160,7 +163,10 @@ def markdown(r: dict) -> str:
           f"{x['train_s']} | {x['tokens_per_s']} | {x['mfu']:.1%} | {x['wall_s']} | {x['cpu_s']} | {x['peak_rss_mb']} |"
           for x in r["baseline_runs"].values()),
         f"| lowres-mt (trimmed vocab, packed, target-only chunked loss) | {o['dtype']} | {o['steps']} | {o['tokens']} | "
-        f"{o['train_s']} | {o['tokens_per_s']} | {o['mfu']:.1%} | {o['wall_s']} | {o['cpu_s']} | {o['peak_rss_mb']} |", "",
+        f"{o['train_s']} | {o['tokens_per_s']} | {o['mfu']:.1%} | {o['wall_s']} | {o['cpu_s']} | {o['peak_rss_mb']} |",
+        *(f"| lowres-mt, bfloat16 base weights forced (`train.dtype=bfloat16`) | {b['dtype']} | {b['steps']} | "
+          f"{b['tokens']} | {b['train_s']} | {b['tokens_per_s']} | {b['mfu']:.1%} | {b['wall_s']} | {b['cpu_s']} | "
+          f"{b['peak_rss_mb']} |" for b in [r["ours_bf16"]] if "ours_bf16" in r), "",
         f"Against the baseline at its best precision ({r['baseline_precision']}): **{r['speedup_tokens_per_s']}×** "
         f"tokens/s ({r['wall_speedup']}× wall time); peak memory **{r['peak_rss_ratio']}×** its.", "",
     ])
@@ -230,7 +236,7 @@ def run_baseline(spec: dict, bf16: bool = False) -> dict:
             "dtype": "bfloat16" if bf16 else "float32", "body_params": body_params(model)}
 
 
-def run_ours(spec: dict) -> dict:
+def run_ours(spec: dict, dtype: str = "auto") -> dict:
     """lowres-mt's loop on a throwaway run folder (no dev set, no checkpoints)."""
     import torch  # noqa: F401  (imported before lowres_mt for the same start-up as the baseline)
 
@@ -243,14 +249,14 @@ def run_ours(spec: dict) -> dict:
     rows = read_jsonl(spec["data"])
     lengths = [len(e) for e in tokenize_rows(load_tokenizer(spec["model"]), rows, spec["max_length"])[0]]
     batch_tokens = round(spec["batch_size"] * sum(lengths) / len(lengths))  # same examples per step
-    run_dir = Path(spec["scratch"]) / "ours"
+    run_dir = Path(spec["scratch"]) / f"ours-{dtype}"
     (run_dir / "data").mkdir(parents=True)
     (run_dir / "data" / "train.jsonl").write_text(Path(spec["data"]).read_text(encoding="utf-8"), encoding="utf-8")
     (run_dir / "data" / "dev.jsonl").write_text("", encoding="utf-8")
     cfg = RecipeConfig(name="bench", languages=("en", "is"), base_model=spec["model"], lora=dict(spec["lora"]),
                        train=TrainConfig(epochs=1.0, batch_tokens=max(batch_tokens, spec["max_length"]),
                                          max_length=spec["max_length"], eval_every=0, save_every=0,
-                                         threads=spec["threads"], scheduler="cosine"))
+                                         threads=spec["threads"], scheduler="cosine", dtype=dtype))
     result = train(cfg, run_dir=run_dir, progress=False)
     tokens = sum(lengths)
     from lowres_mt.models import load_base

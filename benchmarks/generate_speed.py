@@ -17,7 +17,8 @@ llama.cpp comes from `pip install llama-cpp-python` (PyPI has only its source di
 pip compiles it: about 5 minutes on 2 cores; not a lowres-mt dependency). It decodes the GGUF's
 4-bit weights directly, one sequence at a time, with the same prompt token ids, greedy, and the
 same stop rules checked after every token; lowres-mt decodes the same weights dequantized to
-float32. Their outputs are compared by chrF, since the arithmetic differs.
+float32. Their outputs are compared by chrF, since the arithmetic differs. Answer tokens/s counts
+the tokens of each decoder's answers (the first line, as evaluation keeps it) per second.
 
 Prompt processing costs the same per token batched or not (it is compute-bound either way), so
 the speed-up grows with the answer length: the untrained base model with the plain prompt
@@ -109,12 +110,12 @@ def batched(model, tokenizer, prompts: list[str], engine: Engine, max_new_tokens
 
 
 def llama_cpp_decode(gguf: Path, encoded: list[list[int]], engine: Engine, max_new_tokens: int,
-                     threads: int) -> tuple[list[str], float, int, str]:
-    """llama.cpp over the same prompt ids, one sequence at a time: (texts, seconds, tokens, build info)."""
+                     threads: int) -> tuple[list[str], float, str]:
+    """llama.cpp over the same prompt ids, one sequence at a time: (texts, seconds, build info)."""
     try:
         import llama_cpp
-    except ImportError:
-        raise SystemExit("--llama-cpp needs llama.cpp's Python binding: pip install llama-cpp-python "
+    except ImportError as err:
+        raise SystemExit(f"--llama-cpp needs llama.cpp's Python binding ({err}): pip install llama-cpp-python "
                          "(builds from source, about 5 minutes)") from None
     width = max(len(ids) for ids in encoded) + max_new_tokens
     llm = llama_cpp.Llama(model_path=str(gguf), n_ctx=width, n_batch=512, n_threads=threads,
@@ -139,7 +140,7 @@ def llama_cpp_decode(gguf: Path, encoded: list[list[int]], engine: Engine, max_n
     seconds = time.perf_counter() - t0
     texts = [first_line(engine.tokenizer.decode(o, skip_special_tokens=True)) for o in outs]
     info = f"llama-cpp-python {llama_cpp.__version__}; {llama_cpp.llama_print_system_info().decode().strip()}"
-    return texts, seconds, sum(len(o) for o in outs), info
+    return texts, seconds, info
 
 
 def token_count(tokenizer, texts: list[str]) -> int:
@@ -236,8 +237,9 @@ def main() -> int:
         llama_t = parsed(llama[0])
         record.update({
             "llama_cpp_s": round(llama[1], 2), "llama_cpp_sentences_per_s": round(len(prompts) / llama[1], 3),
-            "llama_cpp_generated_tokens": llama[2], "llama_cpp_tokens_per_s": round(llama[2] / llama[1], 1),
-            "speedup_vs_llama_cpp": round(llama[1] / engine_s, 2), "llama_cpp_build": llama[3],
+            "llama_cpp_generated_tokens": token_count(tokenizer, llama[0]),
+            "llama_cpp_tokens_per_s": round(token_count(tokenizer, llama[0]) / llama[1], 1),
+            "speedup_vs_llama_cpp": round(llama[1] / engine_s, 2), "llama_cpp_build": llama[2],
             "identical_to_llama_cpp": sum(a == b for a, b in zip(llama_t, fast_t, strict=True)),
             "chrf_engine_vs_llama_cpp": round(sacrebleu.corpus_chrf(fast_t, [llama_t]).score, 1),
         })
@@ -261,7 +263,7 @@ def render(r: dict) -> str:
         f"{r['prompt_style']} prompt, greedy, "
         f"≤ {r['max_new_tokens']} new tokens, {r['threads']} torch threads "
         f"on {r.get('cpu', '?')} (1-min load average at the end: {r['load_avg_1m']}).\n\n"
-        "| decoder | seconds | sentences/s | generated tokens/s |\n|---|---|---|---|\n"
+        "| decoder | seconds | sentences/s | answer tokens/s |\n|---|---|---|---|\n"
         f"| `model.generate`, one sentence at a time | {r['naive_s']} | {r['naive_sentences_per_s']} | – |\n"
         f"| `model.generate`, batch {r['batch_size']}, length-sorted (the fair baseline) | {r.get('batched_s', '–')} | "
         f"{r.get('batched_sentences_per_s', '–')} | {r.get('batched_tokens_per_s', '–')} |\n"

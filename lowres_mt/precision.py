@@ -3,8 +3,10 @@ float32 elsewhere.
 
 Measured on an AMD EPYC (Zen 4) CPU that reports `avx512_bf16`, torch 2.13, 2 threads: a
 1024×640 @ 640×2048 matmul ran at 300 GFLOP/s in float32 and 165 in bfloat16, and LoRA training of
-Gemma-3-270M at 320 tokens/s in float32, 205 with bfloat16 weights and 208 under autocast. So on a
-CPU only AMX tiles (`amx_bf16`, Intel Sapphire Rapids and later) count as native bf16; GPUs that
+Gemma-3-270M at 320 tokens/s in float32, 205 with bfloat16 weights and 208 under autocast. An
+Intel Xeon with `avx512_bf16` and no AMX (oneDNN's avx512_core_bf16 kernels) measured the same:
+271 against 157 GFLOP/s, LoRA training 291 against 190 tokens/s (benchmarks/results/
+train_throughput.md). So on a CPU only AMX tiles (`amx_bf16`, Intel Sapphire Rapids and later) count as native bf16; GPUs that
 support bf16 use it.
 """
 

@@ -256,7 +256,8 @@ class RecipeConfig:
     general: GeneralConfig = GeneralConfig()
     mono: MonoConfig = MonoConfig()
     train: TrainConfig = TrainConfig()
-    lora: dict[str, Any] = field(default_factory=dict)  # passed straight to peft.LoraConfig
+    # passed straight to peft.LoraConfig; null: full fine-tuning, every weight trained (float32)
+    lora: dict[str, Any] | None = field(default_factory=dict)
     eval: EvalConfig = EvalConfig()
     book: BookConfig = BookConfig()
     context: ContextConfig = ContextConfig()
@@ -338,7 +339,9 @@ def _apply_override(data: dict, item: str) -> None:
     node = data
     parts = key.strip().split(".")
     for part in parts[:-1]:
-        node = node.setdefault(part, {})
+        if node.get(part) is None:  # missing, or a section set to null (lora: null) starts empty
+            node[part] = {}
+        node = node[part]
         if not isinstance(node, dict):
             raise UserError(f"override '{item}': '{part}' is not a section")
     node[parts[-1]] = value

@@ -22,14 +22,21 @@ import torch
 from lowres_mt.conversion import BundledModel, converted_folder
 from lowres_mt.errors import UserError
 from lowres_mt.io import atomic_dir, write_json
-from lowres_mt.run import TRAIN_VOCABULARY, Run
+from lowres_mt.run import (
+    FULL_CONFIG,
+    FULL_WEIGHTS,
+    LORA_CONFIG,
+    LORA_WEIGHTS,
+    TRAIN_VOCABULARY,
+    Run,
+)
 from lowres_mt.vocab import VocabMap, keep_ids_for, trim_vocab
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_BASE", "REGISTRY", "VocabMap", "attach_lora", "cache_dir", "keep_ids_for", "load_base",
-    "load_run", "load_tokenizer", "resolve_base", "resolve_prompt_format", "save_adapter", "trim_vocab",
+    "load_full_weights", "load_run", "load_tokenizer", "resolve_base", "resolve_prompt_format", "save_adapter", "trim_vocab",
 ]
 
 DEFAULT_BASE = "gemma-3-270m"
@@ -259,22 +266,71 @@ def _touches_vocab(model, options: dict) -> bool:
 
 
 def save_adapter(model, path: Path | str, vocabulary: list[int] | None = None) -> Path:
-    """Write a peft model's adapter to `path` atomically (never with the base's embeddings), with
-    the token ids it was trained over when its vocabulary was trimmed."""
-    with atomic_dir(path, marker="adapter_config.json") as tmp:
-        model.save_pretrained(tmp, save_embedding_layers=False)
+    """Write what training changed to `path` atomically, with the token ids it was trained over
+    when the vocabulary was trimmed.
+
+    A peft model writes its adapter (never with the base's embeddings). A model trained without
+    LoRA (`lora: null`) writes every trained weight as float32 safetensors under the base model's
+    parameter names (FULL_WEIGHTS; a trimmed embedding holds only the `vocabulary` rows, in that
+    order), and FULL_CONFIG says which tensors those are; `load_run` puts them onto the base."""
+    peft = hasattr(model, "peft_config")
+    with atomic_dir(path, marker=LORA_CONFIG if peft else FULL_CONFIG) as tmp:
+        if peft:
+            model.save_pretrained(tmp, save_embedding_layers=False)
+        else:
+            _save_full(model, Path(tmp))
         if vocabulary is not None:
             write_json(Path(tmp) / TRAIN_VOCABULARY, {"token_ids": sorted(vocabulary)})
     return Path(path)
 
 
+def _save_full(model, folder: Path) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {name: p.detach().to(torch.float32).contiguous()
+               for name, p in model.named_parameters() if p.requires_grad}  # a tied head is written once
+    ends = {id(m.weight) for m in (model.get_input_embeddings(), model.get_output_embeddings()) if m is not None}
+    vocab_rows = [name for name, p in model.named_parameters() if p.requires_grad and id(p) in ends]
+    save_file(tensors, folder / FULL_WEIGHTS, metadata={"format": "pt"})
+    write_json(folder / FULL_CONFIG, {"kind": "full fine-tuning", "tensors": len(tensors),
+                                      "parameters": sum(t.numel() for t in tensors.values()),
+                                      "vocab_rows": vocab_rows})
+
+
+def load_full_weights(model, run: Run) -> None:
+    """Copy a `lora: null` run's trained weights onto `model` (its untrimmed base), in place."""
+    from safetensors.torch import load_file
+
+    weights = load_file(run.adapter_weights)
+    vocab_rows = set(json.loads(run.adapter_config.read_text(encoding="utf-8")).get("vocab_rows", []))
+    rows = torch.tensor(run.vocabulary) if run.vocabulary is not None else None
+    params = dict(model.named_parameters(remove_duplicate=False))
+    with torch.no_grad():
+        for name, tensor in weights.items():
+            target = params.get(name)
+            if target is not None and target.shape == tensor.shape:
+                target.copy_(tensor)
+            elif (target is not None and name in vocab_rows and rows is not None and target.dim() == 2
+                  and tensor.shape == (len(rows), target.shape[1])):
+                target[rows] = tensor.to(target.dtype)
+            else:
+                shape = "no such parameter" if target is None else f"the base has {tuple(target.shape)}"
+                raise UserError(f"the weights of run '{run.name}' do not fit base model '{run.base_model}' "
+                                f"({name} has shape {tuple(tensor.shape)}, {shape}); was it trained on "
+                                "another base?")
+
+
 def load_run(run: Run | Path | str, *, dtype: torch.dtype | str = torch.float32):
-    """(PeftModel in eval mode on the untrimmed base, tokenizer, RecipeConfig) of a trained run."""
+    """(model in eval mode, tokenizer, RecipeConfig) of a trained run: a PeftModel on the untrimmed
+    base, or for a run trained without LoRA the base with its trained weights in place."""
     from peft import PeftModel
 
     run = run if isinstance(run, Run) else Run.open(run)
     cfg, base = run.cfg, run.base_model
     model, tokenizer = load_base(base, dtype=dtype, prompt_format=cfg.prompt_format)
+    if run.full:
+        load_full_weights(model, run)
+        return model.eval(), tokenizer, cfg
     problem = _adapter_mismatch(run.adapter, model)
     if problem is None:
         try:
@@ -289,7 +345,7 @@ def _adapter_mismatch(adapter: Path, model) -> str | None:
     """A reason why the saved adapter's tensors do not fit `model`, or None."""
     from safetensors import safe_open
 
-    weights = adapter / "adapter_model.safetensors"
+    weights = adapter / LORA_WEIGHTS
     modules = dict(model.named_modules())
     params = dict(model.named_parameters())
     with safe_open(weights, framework="pt") as f:

@@ -18,6 +18,12 @@ from lowres_mt.errors import UserError
 from lowres_mt.io import sha256_file
 
 TRAIN_VOCABULARY = "train_vocabulary.json"  # in the adapter folder: ids the output head was trained over
+# A run trained without LoRA (`lora: null`) keeps all its trained weights in the adapter folder
+# instead: FULL_WEIGHTS over the base model's parameter names, described by FULL_CONFIG.
+FULL_CONFIG = "full_model.json"
+FULL_WEIGHTS = "model.safetensors"
+LORA_CONFIG = "adapter_config.json"
+LORA_WEIGHTS = "adapter_model.safetensors"
 
 
 @dataclass(frozen=True)
@@ -33,10 +39,10 @@ class Run:
             raise UserError(f"'{path}' is not a run folder (needs run.json and config.yaml); train one with "
                             "`lowres-mt train RECIPE`")
         run = cls(path, _json_object(path / "run.json", path.name))
-        if not (run.adapter / "adapter_config.json").is_file():
+        if not run.adapter_config.is_file():
             raise UserError(f"run '{path.name}' has no adapter yet (status: {run.info.get('status', '?')}); "
                             "finish training it, or pass another run")
-        _check_adapter_files(run.adapter, path.name)
+        _check_adapter_files(run, path.name)
         return run
 
     @property
@@ -46,6 +52,19 @@ class Run:
     @property
     def adapter(self) -> Path:
         return self.path / "adapter"
+
+    @property
+    def full(self) -> bool:
+        """Whether the run fine-tuned every weight (`lora: null`) rather than a LoRA adapter."""
+        return (self.adapter / FULL_CONFIG).is_file()
+
+    @property
+    def adapter_config(self) -> Path:
+        return self.adapter / (FULL_CONFIG if self.full else LORA_CONFIG)
+
+    @property
+    def adapter_weights(self) -> Path:
+        return self.adapter / (FULL_WEIGHTS if self.full else LORA_WEIGHTS)
 
     @cached_property
     def cfg(self) -> RecipeConfig:
@@ -83,26 +102,26 @@ class Run:
     def digest(self) -> str:
         """sha256 over the adapter's weights, config and vocabulary and the run's config.yaml: it
         changes whenever the run's outputs could."""
-        files = sorted(self.adapter.glob("*.safetensors")) + [self.adapter / "adapter_config.json"]
+        files = sorted(self.adapter.glob("*.safetensors")) + [self.adapter_config]
         files += sorted(self.adapter.glob(TRAIN_VOCABULARY)) + [self.path / "config.yaml"]
         return hashlib.sha256("".join(sha256_file(p) for p in files).encode()).hexdigest()
 
 
-def _check_adapter_files(adapter: Path, run: str) -> None:
+def _check_adapter_files(run: Run, name: str) -> None:
     """A damaged or pickle-only adapter is refused, before any model is loaded."""
     from safetensors import SafetensorError, safe_open
 
-    _json_object(adapter / "adapter_config.json", run)
-    weights = adapter / "adapter_model.safetensors"
+    _json_object(run.adapter_config, name)
+    weights = run.adapter_weights
     if not weights.is_file():
-        found = ", ".join(sorted(p.name for p in adapter.glob("adapter_model*"))) or "no weights at all"
-        raise UserError(f"run '{run}': {adapter} has no adapter_model.safetensors ({found}); lowres-mt "
+        found = ", ".join(sorted(p.name for p in run.adapter.glob(f"{weights.stem}*"))) or "no weights at all"
+        raise UserError(f"run '{name}': {run.adapter} has no {weights.name} ({found}); lowres-mt "
                         "loads safetensors only (never pickles): save the adapter with safetensors")
     try:
         with safe_open(weights, framework="pt") as f:
             f.keys()
     except SafetensorError as err:
-        raise UserError(f"run '{run}': {weights} is damaged ({err}); restore it or train the run "
+        raise UserError(f"run '{name}': {weights} is damaged ({err}); restore it or train the run "
                         "again") from None
 
 

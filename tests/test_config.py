@@ -43,7 +43,8 @@ def test_extends_merges_and_child_wins(recipe_dir):
         ("train.lr=1e-4", lambda c: c.train.lr == pytest.approx(1e-4)),
         ("train.epochs=2", lambda c: c.train.epochs == 2.0 and isinstance(c.train.epochs, float)),
         ("general.ratio=0", lambda c: c.general.ratio == 0.0),
-        ("lora.r=4", lambda c: c.lora["r"] == 4),
+        ("lora.r=4", lambda c: c.lora == {"r": 4}),  # en-is says lora: null; a dotted key starts a block
+        ("lora=null", lambda c: c.lora is None),
     ],
 )
 def test_dotted_overrides(override, check):

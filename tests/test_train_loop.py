@@ -28,17 +28,20 @@ def toy_row(rng: random.Random, i: int, words: int | None = None) -> dict:
             "role": "task", "direction": direction, "corpus": "toy:x", "id": str(i), "src": src, "tgt": tgt}
 
 
+TOY_LORA = {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj", "gate_proj", "down_proj"]}
+
+
 def write_toy_run(root: Path, base: Path, *, train: dict | None = None, rows: int = 48,
-                  name: str = "toy-tell", lora_dropout: float = 0.0) -> tuple[Path, Path]:
-    """A recipe file and runs/<name>/data/{train,dev}.jsonl for a tiny model; returns (recipe, run_dir)."""
+                  name: str = "toy-tell", lora_dropout: float = 0.0, full: bool = False) -> tuple[Path, Path]:
+    """A recipe file and runs/<name>/data/{train,dev}.jsonl for a tiny model (every weight trained
+    when `full`, else a small LoRA); returns (recipe, run_dir)."""
     settings = {"max_steps": 4, "batch_tokens": 192, "max_length": 96, "eval_every": 2, "save_every": 2,
                 "dev_chrf_size": 2, "lr": 5e-3, "threads": 1, "warmup_ratio": 0.0, "dtype": "float32",
                 **(train or {})}
     recipe = root / "toy.yaml"
     recipe.write_text(json.dumps({
         "name": "toy", "languages": ["en", "is"], "base_model": str(base), "seed": 3, "train": settings,
-        "lora": {"r": 4, "lora_alpha": 8, "lora_dropout": lora_dropout,
-                 "target_modules": ["q_proj", "v_proj", "gate_proj", "down_proj"]},
+        "lora": None if full else {**TOY_LORA, "lora_dropout": lora_dropout},
         "eval": {"max_new_tokens": 8, "batch_size": 4}}), encoding="utf-8")
     run_dir = root / "runs" / name
     data = run_dir / "data"

@@ -288,7 +288,7 @@ def resolve_systems(cfg: RecipeConfig, names: Sequence[str], runs: Path, *,
         if not method and not run.is_dir():
             raise UserError(f"unknown system '{name}': use {', '.join((*BUILTIN, *METHODS))} or the "
                             f"name of a run folder under {runs}")
-        if not (run / "adapter" / "adapter_config.json").is_file():  # not trained (yet)
+        if not Run(run, {}).adapter_config.is_file():  # not trained (yet)
             how = f" (train it: lowres-mt train {cfg.name} --method {name})" if method else ""
             notes.append(f"{name}: skipped — no trained run with an adapter at {run}{how}")
             continue

@@ -34,6 +34,7 @@ __all__ = ["DEFAULT_CLUSTERS", "DEFAULT_PROXY", "SelectionReport", "load_pool", 
            "select_general", "selection_dir"]
 
 DEFAULT_PROXY = "smollm2-135m"
+PROXY_LORA = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.0}  # _base.yaml's block, for recipes with lora: null
 
 
 def selection_dir(cfg: RecipeConfig) -> Path:
@@ -43,7 +44,8 @@ def selection_dir(cfg: RecipeConfig) -> Path:
 
 def proxy_settings(cfg: RecipeConfig, proxy: str | None = None, *, epochs: float = 3.0,
                    checkpoints: int = 12):
-    """Proxy training settings: the recipe's LoRA block, learning rate and length limits."""
+    """Proxy training settings: the recipe's LoRA block (PROXY_LORA when the recipe trains every
+    weight: the proxy's trajectories are always LoRA checkpoints), learning rate and length limits."""
     from lowres_mt.precision import dtype_name
     from lowres_mt.select.trajectories import ProxySettings
 
@@ -52,7 +54,7 @@ def proxy_settings(cfg: RecipeConfig, proxy: str | None = None, *, epochs: float
     return ProxySettings(proxy=proxy or DEFAULT_PROXY, epochs=epochs, checkpoints=checkpoints,
                          max_length=cfg.train.max_length, lr=cfg.train.lr, batch_tokens=cfg.train.batch_tokens,
                          grad_accum=cfg.train.grad_accum, seed=cfg.seed, trim_vocab=cfg.train.trim_vocab,
-                         dtype=dtype_name(cfg.train.dtype, "cpu"), lora=dict(cfg.lora))
+                         dtype=dtype_name(cfg.train.dtype, "cpu"), lora=dict(cfg.lora or PROXY_LORA))
 
 
 def load_pool(cfg: RecipeConfig, limit: int = 0, tokenizer=None,

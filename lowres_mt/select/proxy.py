@@ -16,8 +16,9 @@ from pathlib import Path
 from lowres_mt.config import RecipeConfig, TrainConfig
 from lowres_mt.io import write_jsonl
 from lowres_mt.records import Example, Instruction
+from lowres_mt.run import LORA_WEIGHTS
 from lowres_mt.train.batching import plan_epoch
-from lowres_mt.train.checkpoint import ADAPTER_FILE, list_checkpoints
+from lowres_mt.train.checkpoint import list_checkpoints
 from lowres_mt.train.tokenize import TokenizedExample
 
 PROXY_METHOD = "sft"  # the pool holds no translation prompts; the method only names the run
@@ -81,8 +82,8 @@ def run_proxy(cfg: RecipeConfig, run_dir: Path, pool: Sequence[Instruction], *,
 
 def proxy_adapters(run_dir: Path, total_steps: int) -> list[tuple[int, Path]]:
     """(step, adapter weights file) of every saved checkpoint and of the final adapter, by step."""
-    found = [(step, path / "adapter" / ADAPTER_FILE) for step, path in list_checkpoints(run_dir / "checkpoints")]
-    final = run_dir / "adapter" / ADAPTER_FILE
+    found = [(step, path / "adapter" / LORA_WEIGHTS) for step, path in list_checkpoints(run_dir / "checkpoints")]
+    final = run_dir / "adapter" / LORA_WEIGHTS
     if final.is_file() and all(step != total_steps for step, _ in found):
         found.append((total_steps, final))
     return sorted(found)

@@ -1,6 +1,6 @@
 """Checkpoints under runs/<name>/checkpoints/step-<N>/, each written whole or not at all.
 
-A checkpoint holds the adapter (peft safetensors), the optimizer and scheduler states, the random
+A checkpoint holds the adapter (peft safetensors, or every trained weight for `lora: null`), the optimizer and scheduler states, the random
 states of every process (python, numpy, torch, CUDA) and `state.json` (step = data position, see
 `batching`). It is assembled in a temporary folder and renamed into place, so a kill at any
 moment leaves the previous checkpoints intact; older ones are removed only after a newer one exists.
@@ -24,9 +24,10 @@ from safetensors.torch import load_file
 
 from lowres_mt.errors import UserError
 from lowres_mt.io import atomic_dir, write_json
+from lowres_mt.models import save_adapter
+from lowres_mt.run import FULL_CONFIG, FULL_WEIGHTS, LORA_WEIGHTS
 
 STEP_DIR = re.compile(r"^step-(\d+)$")
-ADAPTER_FILE = "adapter_model.safetensors"
 TORCH_FILES = ("optimizer.pt", "scheduler.pt", "rng.pt")
 
 
@@ -79,19 +80,23 @@ def checkpoint_problem(path: Path) -> str | None:
     Cheap: JSON parsed, safetensors header and torch zip directories read, no tensors loaded."""
     from safetensors import SafetensorError, safe_open
 
-    names = ("state.json", f"adapter/{ADAPTER_FILE}", *TORCH_FILES)
+    names = ("state.json", f"adapter/{_weights_file(path)}", *TORCH_FILES)
     missing = [name for name in names if not (path / name).is_file()]
     if missing:
         return f"{missing[0]} is missing"
     try:
         json.loads((path / "state.json").read_text(encoding="utf-8"))["step"]
-        with safe_open(path / "adapter" / ADAPTER_FILE, framework="pt") as f:
+        with safe_open(path / "adapter" / _weights_file(path), framework="pt") as f:
             f.keys()
         for name in TORCH_FILES:
             zipfile.ZipFile(path / name).close()
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, SafetensorError) as err:
         return f"a file cannot be read: {err}"
     return None
+
+
+def _weights_file(checkpoint: Path) -> str:
+    return FULL_WEIGHTS if (checkpoint / "adapter" / FULL_CONFIG).is_file() else LORA_WEIGHTS
 
 
 def remove_partial(folder: Path) -> None:
@@ -107,7 +112,7 @@ def save_checkpoint(folder: Path, step: int, *, model, optimizer, scheduler, rng
     """Write checkpoint `step` atomically, then prune all but the newest `keep`."""
     target = folder / f"step-{step}"
     with atomic_dir(target, marker="state.json") as tmp:
-        model.save_pretrained(tmp / "adapter", save_embedding_layers=False)
+        save_adapter(model, tmp / "adapter")
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         torch.save(rng_states, tmp / "rng.pt")
@@ -126,13 +131,17 @@ def load_checkpoint(path: Path, *, model, optimizer, scheduler, rank: int) -> di
         raise UserError(f"checkpoint {path} is incomplete or damaged ({problem}); delete that folder to "
                         "resume from the one before it")
     state = json.loads((path / "state.json").read_text(encoding="utf-8"))
-    weights = load_file(path / "adapter" / ADAPTER_FILE)
+    weights = load_file(path / "adapter" / _weights_file(path))
+    full = _weights_file(path) == FULL_WEIGHTS
+    if full != (not hasattr(model, "peft_config")):
+        raise UserError(f"{path} holds {'all trained weights' if full else 'a LoRA adapter'}; resume with the "
+                        f"lora settings the run was started with ({'lora: null' if full else 'a lora block'})")
     try:
-        result = set_peft_model_state_dict(model, weights)
+        result = model.load_state_dict(weights, strict=False) if full else set_peft_model_state_dict(model, weights)
     except RuntimeError as err:
         raise UserError(f"{path}: the saved adapter does not fit this base model ({_first_line(err)}); "
                         "resume with the base model the run was started with") from None
-    missing = [k for k in getattr(result, "unexpected_keys", []) if "lora_" in k]
+    missing = [k for k in getattr(result, "unexpected_keys", []) if full or "lora_" in k]
     if missing:
         raise UserError(f"{path}: adapter weights {missing[0]} have no place in this model; "
                         "resume with the base model and lora settings the run was started with")

@@ -1,4 +1,4 @@
-"""The training loop, top to bottom: recipe + run folder in, LoRA adapter + log out.
+"""The training loop, top to bottom: recipe + run folder in, LoRA adapter (or full weights) + log out.
 
 The same code runs as one process, as N CPU processes (gloo) or on N GPUs (NCCL) when started by
 `accelerate launch` or `torchrun`; accelerate picks the device and wraps the model for
@@ -58,7 +58,11 @@ def train(cfg: RecipeConfig, *, run_dir: Path, resume: bool = False, progress: b
 
     # -- the run folder: refuse another run's folder before anything is written
     checkpoint = rundir.check_run_dir(cfg, run_dir, resume=resume)
-    dtype = resolve_dtype(tc.dtype, acc.device)
+    # full fine-tuning (lora: null) keeps its weights, and so their updates, in float32
+    dtype = resolve_dtype("float32" if cfg.lora is None and tc.dtype == "auto" else tc.dtype, acc.device)
+    if cfg.lora is None and dtype != torch.float32:
+        raise UserError(f"lora: null trains every weight, which needs float32 weights; set train.dtype=auto "
+                        f"or float32 (not {tc.dtype})")
     acc.wait_for_everyone()
     if main:
         remove_partial(run_dir / "checkpoints")
@@ -163,7 +167,7 @@ def train(cfg: RecipeConfig, *, run_dir: Path, resume: bool = False, progress: b
                 rundir.update_run_info(run_dir, status="interrupted")
             raise
 
-    # -- the adapters (LoRA weights only: they load on the untrimmed base). adapter/ is the best
+    # -- the adapters (LoRA weights, or every trained weight for lora: null: they load on the untrimmed base). adapter/ is the best
     # dev-chrF step's (saved as each best came) unless train.keep=last or no dev chrF was measured
     adapter_dir = run_dir / "adapter"
     if main:
@@ -183,9 +187,9 @@ def train(cfg: RecipeConfig, *, run_dir: Path, resume: bool = False, progress: b
 
 @dataclass
 class Prepared:
-    """Everything the loop trains with: the LoRA model and the tokenized, id-remapped data."""
+    """Everything the loop trains with: the model and the tokenized, id-remapped data."""
 
-    model: torch.nn.Module  # peft model, trimmed vocabulary when train.trim_vocab
+    model: torch.nn.Module  # peft model (the base itself for lora: null), trimmed when train.trim_vocab
     tokenizer: object
     train_examples: list[TokenizedExample]
     dev_examples: list[TokenizedExample]
@@ -199,7 +203,8 @@ class Prepared:
 
 
 def prepare(cfg: RecipeConfig, run_dir: Path, dtype: torch.dtype = torch.float32) -> Prepared:
-    """Read the run's data, load the base model, tokenize, trim the vocabulary, attach LoRA."""
+    """Read the run's data, load the base model, tokenize, trim the vocabulary, attach LoRA (or, for
+    `lora: null`, make every weight trainable)."""
     from lowres_mt.models import attach_lora, keep_ids_for, load_base, trim_vocab
 
     tc = cfg.train
@@ -225,7 +230,7 @@ def prepare(cfg: RecipeConfig, run_dir: Path, dtype: torch.dtype = torch.float32
         train_ex, dev_ex = remap_examples(train_ex, old_to_new), remap_examples(dev_ex, old_to_new)
         translator.use_vocab(old_to_new, new_to_old)
         vocab_size = len(vmap)
-    model = attach_lora(model, dict(cfg.lora))
+    model = attach_lora(model, dict(cfg.lora)) if cfg.lora is not None else model.requires_grad_(True)
     translator.model = model
     model.train()
     return Prepared(model, tokenizer, train_ex, dev_ex, train_stats, dev_stats, samples, translator,

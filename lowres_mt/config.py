@@ -184,6 +184,8 @@ class EvalConfig:
     no_repeat_ngram: int = at_least(0, 3)  # never repeat an n-gram of the answer (0 = off)
     repetition_penalty: float = at_least(1.0, 1.1)  # damp the logits of answer tokens used (1 = off)
     train_vocabulary: bool = False  # a trimmed run answers only with the ids it was trained over
+    # answers into a language of text.EXTRA_LETTERS use only a-z and its letters (README, Alphabet)
+    alphabet: bool = True
     bootstrap: int = 1000  # paired bootstrap resamples for CIs and p-values
     baseline: str = "sft"  # every other system is tested for significance against this one
     comet_model: str | None = None  # COMET checkpoint path or hub id; --comet-model overrides

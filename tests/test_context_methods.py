@@ -109,7 +109,7 @@ def test_an_adapter_of_a_context_run_is_prompted_with_the_evidence(tiny_tokenize
             return f"EVIDENCE FOR {src}"
 
     seen = []
-    monkeypatch.setattr(Engine, "complete", lambda self, prompts, description="": seen.extend(prompts) or
+    monkeypatch.setattr(Engine, "complete", lambda self, prompts, description="", tgt_lang=None: seen.extend(prompts) or
                         ["x"] * len(prompts))
     cfg = RecipeConfig(name="toy", languages=("en", "kgv"), task=TaskConfig(train=("toy:train",)))
     maker = HypothesisMaker(cfg, DecodeSettings(max_new_tokens=2), progress=False,

@@ -20,9 +20,9 @@ class PromptRecordingMaker(HypothesisMaker):
         original = engine.complete
         self.prompts = []
 
-        def complete(prompts, description="generating"):
+        def complete(prompts, description="generating", tgt_lang=None):
             self.prompts.extend(prompts)
-            return original(prompts, description)
+            return original(prompts, description, tgt_lang)
 
         engine.complete = complete
         return engine

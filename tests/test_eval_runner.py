@@ -246,7 +246,7 @@ def test_training_vocabulary_decoding_is_opt_in_and_keyed(tmp_path, fake_corpora
         outcome = run_eval(cfg, results_root=results, runs_root=runs, maker=maker, progress=False)
         assert outcome.generated == 2  # the setting is part of the generation key
         engine = maker._engine_for(("run", str(run)))
-        assert (engine.allowed is None) is (cfg is free)  # the engine test checks what it allows
+        assert (engine.allowed() is None) is (cfg is free)  # the engine test checks what it allows
     assert json.loads((results / "toy" / "sft" / "toy-test.en-is.json").read_text())["decode"]["train_vocabulary"]
 
 

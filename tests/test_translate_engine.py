@@ -317,9 +317,9 @@ def test_a_training_vocabulary_limits_every_generated_token(model, tokenizer, nu
     vocabulary = [i for i in range(len(tokenizer)) if i not in generated]
     limited = Engine(model, tokenizer, DecodeSettings(batch_size=4, max_new_tokens=10, num_beams=num_beams,
                                                       **PLAIN), progress=False, vocabulary=vocabulary)
-    outs = limited._generate(rows)
+    outs = limited._generate(rows, limited.allowed())
     assert all(outs) and not {t for out in outs for t in out} & generated
-    assert set(limited.stop_ids) <= set(limited.allowed.tolist())  # answers can always end
+    assert set(limited.stop_ids) <= set(limited.allowed().tolist())  # answers can always end
 
 
 def test_repetition_controls_act_on_the_answer_only(model, tokenizer):
@@ -341,3 +341,24 @@ def test_repetition_controls_act_on_the_answer_only(model, tokenizer):
     penalised = DecodeSettings(repetition_penalty=1.5).processors()
     assert len(penalised) == 2 and not DecodeSettings(**PLAIN).processors()
     assert len(DecodeSettings().processors()) == 2  # the defaults: no repeated 3-gram, penalty 1.1
+
+
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_answers_into_icelandic_use_only_its_alphabet(model, tokenizer, num_beams):
+    from lowres_mt.text import EXTRA_LETTERS, fits_alphabet
+
+    assert fits_alphabet("Góðan daginn, Þórður! 9:30", EXTRA_LETTERS["is"])
+    assert not fits_alphabet("Gud morgen på Østerbro", EXTRA_LETTERS["is"])
+    rows = _prompt_rows(tokenizer, SOURCES[:4])
+    eng = engine(model, tokenizer, 4, num_beams=num_beams)
+    chosen = {t for out in eng._generate(rows) for t in out} - set(eng.stop_ids)
+    # the tiny vocabulary is plain ASCII: spell the tokens the model chose with Danish letters
+    eng.tables.texts = [f"{t}på" if i in chosen else t for i, t in enumerate(eng.tables.texts)]
+    assert eng.allowed("en") is None  # English has no alphabet entry: nothing limited
+    allowed = set(eng.allowed("is").tolist())
+    assert not allowed & chosen and len(allowed) == eng.size - len(chosen)
+    outs = eng._generate(rows, eng.allowed("is"))
+    assert all(outs) and not {t for out in outs for t in out} & chosen
+    off = Engine(model, tokenizer, DecodeSettings(batch_size=4, max_new_tokens=10, alphabet=False), progress=False)
+    off.tables.texts = eng.tables.texts
+    assert off.allowed("is") is None

@@ -206,7 +206,7 @@ class HypothesisMaker:
                                                  count_tokens=count, style="plain", anchor=anchor, names=names,
                                                  per_word=book.entries_per_word)
             prompts.append(build_prompt(engine.tokenizer, messages, prefix))
-        answers = engine.complete(prompts, label)
+        answers = engine.complete(prompts, label, tgt)
         return [parse_response(a, "plain", anchor, src, tgt, names) for a in answers]
 
     def external_rows(self, system: System, pairs: Sequence[Pair], direction: str, testset: str) -> list[str]:

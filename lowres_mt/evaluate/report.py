@@ -18,6 +18,7 @@ from lowres_mt.evaluate.metrics import METRIC_NAMES
 from lowres_mt.evaluate.plots import group_key, plot_chrf, plot_data_efficiency
 from lowres_mt.evaluate.systems import KINDS, System
 from lowres_mt.io import write_text
+from lowres_mt.text import EXTRA_LETTERS
 
 SYSTEM_ORDER = ["tell", "sft", "icl", "zero-shot", "copy", "apertium"]
 ALPHA = 0.05
@@ -120,6 +121,11 @@ def detail_rows(group: list[dict], order: list[str]) -> list[list[str]]:
     return rows
 
 
+def _alphabet_note(cfg: RecipeConfig) -> str:
+    limited = [lang for lang in cfg.languages if lang in EXTRA_LETTERS]
+    return "".join(f", answers into {lang} written with a–z and {EXTRA_LETTERS[lang]} only" for lang in limited)
+
+
 def render_markdown(results: list[dict], notes: list[str], cfg: RecipeConfig,
                     plots: list[Path], command: str = "") -> str:
     order = system_order(results)
@@ -140,6 +146,7 @@ def render_markdown(results: list[dict], notes: list[str], cfg: RecipeConfig,
              f"{f', no repeated {cfg.eval.no_repeat_ngram}-gram' if cfg.eval.no_repeat_ngram else ''}"
              f"{f', repetition penalty {cfg.eval.repetition_penalty}' if cfg.eval.repetition_penalty != 1 else ''}"
              f"{', adapters limited to their training vocabulary' if cfg.eval.train_vocabulary else ''}"
+             f"{_alphabet_note(cfg) if cfg.eval.alphabet else ''}"
              ". Scores are corpus-level with 95% bootstrap "
              f"confidence intervals (± half-width).", ""]
     guard = {r["direction"]: r["guard_dropped"] for r in results if r.get("guard_dropped") is not None}

@@ -32,6 +32,7 @@ from lowres_mt.config import AnchorConfig, EvalConfig
 from lowres_mt.data.prompts import END_OF_TURN_TOKENS, parse_response, prompt_messages
 from lowres_mt.progress import bar as progress_bar
 from lowres_mt.records import Pair
+from lowres_mt.text import EXTRA_LETTERS, fits_alphabet
 from lowres_mt.translate.greedy import StopTables, greedy_decode, is_looping
 
 # bump when generation or parsing changes in a way that changes outputs (part of every cache key)
@@ -52,12 +53,13 @@ class DecodeSettings:
     # `generate`, which also counts the prompt's tokens
     no_repeat_ngram: int = EvalConfig.no_repeat_ngram  # 0 = off
     repetition_penalty: float = EvalConfig.repetition_penalty  # 1 = off
+    alphabet: bool = EvalConfig.alphabet  # answers into a language of text.EXTRA_LETTERS use only its letters
 
     @classmethod
     def from_config(cls, ev: EvalConfig, **overrides) -> DecodeSettings:
         """The decoding a recipe's `eval:` section asks for (`overrides` win)."""
         settings = cls(ev.batch_size, ev.max_new_tokens, ev.num_beams, ev.stop_repeats, ev.train_vocabulary,
-                       ev.no_repeat_ngram, ev.repetition_penalty)
+                       ev.no_repeat_ngram, ev.repetition_penalty, ev.alphabet)
         return dataclasses.replace(settings, **overrides)
 
     def processors(self) -> LogitsProcessorList:
@@ -150,27 +152,42 @@ class Engine:
         self.pad_id = pad if pad is not None else self.stop_ids[0]
         size = model.get_output_embeddings().weight.shape[0]
         self.tables = StopTables(tokenizer, size)
-        self.allowed = None
-        suppressed = None
-        if vocabulary is not None:
-            self.allowed = torch.tensor(sorted({*vocabulary, *self.stop_ids}), dtype=torch.long)
-            keep = torch.zeros(size, dtype=torch.bool)
-            keep[self.allowed] = True
-            suppressed = (~keep).nonzero().squeeze(1).tolist() if settings.num_beams > 1 else None
+        self.size = size
+        self.vocabulary = None if vocabulary is None else sorted({*vocabulary, *self.stop_ids})
+        self._allowed: dict[str, torch.Tensor | None] = {}
         self.config = GenerationConfig(
             max_new_tokens=settings.max_new_tokens, do_sample=False, num_beams=settings.num_beams,
             eos_token_id=self.stop_ids, pad_token_id=self.pad_id, bos_token_id=tokenizer.bos_token_id,
-            use_cache=True, suppress_tokens=suppressed, no_repeat_ngram_size=settings.no_repeat_ngram,
+            use_cache=True, no_repeat_ngram_size=settings.no_repeat_ngram,
             repetition_penalty=settings.repetition_penalty,
         )
 
-    def complete(self, prompts: Sequence[str], description: str = "generating") -> list[str]:
-        """The first answer line for every prompt, in input order."""
+    def allowed(self, tgt_lang: str | None = None) -> torch.Tensor | None:
+        """The ids an answer into `tgt_lang` may use (ascending), or None for all: the run's
+        training vocabulary when given, and only tokens written in the language's alphabet when
+        `settings.alphabet` and the language is in text.EXTRA_LETTERS."""
+        extra = EXTRA_LETTERS.get(tgt_lang or "") if self.settings.alphabet else None
+        key = extra or ""
+        if key not in self._allowed:
+            keep = torch.ones(self.size, dtype=torch.bool)
+            if self.vocabulary is not None:
+                keep[:] = False
+                keep[self.vocabulary] = True
+            if extra is not None:
+                keep &= torch.tensor([fits_alphabet(t, extra) for t in self.tables.texts])
+                keep[self.stop_ids] = True
+            self._allowed[key] = None if bool(keep.all()) else keep.nonzero().squeeze(1)
+        return self._allowed[key]
+
+    def complete(self, prompts: Sequence[str], description: str = "generating",
+                 tgt_lang: str | None = None) -> list[str]:
+        """The first answer line for every prompt, in input order (answers into `tgt_lang`)."""
         encoded = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
         results: list[str] = [""] * len(prompts)
+        allowed = self.allowed(tgt_lang)
         with self._progress(description, len(prompts)) as advance:
             for batch in self._length_sorted_batches(encoded):
-                for index, ids in zip(batch, self._generate([encoded[i] for i in batch]), strict=True):
+                for index, ids in zip(batch, self._generate([encoded[i] for i in batch], allowed), strict=True):
                     results[index] = first_line(self.tokenizer.decode(ids, skip_special_tokens=True))
                 advance(len(batch))
         return results
@@ -189,7 +206,7 @@ class Engine:
                                                shots=shots[i] if shots else (),
                                                context=contexts[i] if contexts else "")
             prompts.append(build_prompt(self.tokenizer, messages, prefix))
-        answers = self.complete(prompts, description or f"{src_lang}→{tgt_lang}")
+        answers = self.complete(prompts, description or f"{src_lang}→{tgt_lang}", tgt_lang)
         out = [""] * len(sources)
         for i, answer in zip(todo, answers, strict=True):
             out[i] = parse_response(answer, style, anchor, src_lang, tgt_lang, names)
@@ -202,11 +219,11 @@ class Engine:
             yield order[start:start + size]
 
     @torch.inference_mode()
-    def _generate(self, rows: list[list[int]]) -> list[list[int]]:
+    def _generate(self, rows: list[list[int]], allowed: torch.Tensor | None = None) -> list[list[int]]:
         if self.settings.num_beams == 1:
             out = greedy_decode(self.model, rows, pad_id=self.pad_id, stop_ids=self.stop_ids,
                                 max_new_tokens=self.settings.max_new_tokens, tables=self.tables,
-                                stop_repeats=self.settings.stop_repeats, allowed=self.allowed,
+                                stop_repeats=self.settings.stop_repeats, allowed=allowed,
                                 processors=self.settings.processors())
             return [self._until_stop(seq) for seq in out]
         width = max(len(r) for r in rows)
@@ -217,7 +234,13 @@ class Engine:
             mask[i, width - len(row):] = 1
         answer_end = AnswerEnd(self.tables, self.settings.stop_repeats)
         answer_end.prompt_width = width
-        out = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=self.config,
+        config = self.config
+        if allowed is not None:
+            keep = torch.zeros(self.size, dtype=torch.bool)
+            keep[allowed] = True
+            config = copy.deepcopy(self.config)
+            config.suppress_tokens = (~keep).nonzero().squeeze(1).tolist()
+        out = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=config,
                                   stopping_criteria=StoppingCriteriaList([answer_end]))
         return [self._until_stop(seq[width:].tolist()) for seq in out]
 

@@ -31,6 +31,7 @@ class StopTables:
     def __init__(self, tokenizer, vocab_size: int = 0):
         texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))], skip_special_tokens=True)
         texts += [""] * max(0, vocab_size - len(texts))  # ids the model has but the tokenizer lacks
+        self.texts = texts
         self.newline = torch.tensor(["\n" in t for t in texts])
         self.text_then_newline = torch.tensor([t.split("\n", 1)[0].strip() != "" for t in texts])
         self.content = torch.tensor([t.strip() != "" for t in texts])
@@ -41,6 +42,7 @@ class StopTables:
         out = object.__new__(StopTables)
         out.newline, out.text_then_newline = self.newline[index], self.text_then_newline[index]
         out.content = self.content[index]
+        out.texts = [self.texts[i] for i in ids]
         return out
 
     def step(self, tokens: torch.Tensor, seen_text: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,11 @@ def normalize(text: str) -> str:
 EXTRA_LETTERS = {"is": "áðéíóúýþæö"}
 
 
+def alphabet_letters(lang: str | None, enabled: bool = True) -> str | None:
+    """The letters beyond a–z that answers into `lang` may use, or None where nothing is limited."""
+    return EXTRA_LETTERS.get(lang or "") if enabled else None
+
+
 def fits_alphabet(text: str, extra: str) -> bool:
     """Whether every letter of `text` is a–z or one of `extra` (either case); other characters pass."""
     return all(not c.isalpha() or ("a" <= c.lower() <= "z") or c.lower() in extra for c in text)

@@ -17,7 +17,7 @@ from pathlib import Path
 from lowres_mt.config import RecipeConfig
 from lowres_mt.evaluate.systems import System
 from lowres_mt.records import Pair
-from lowres_mt.text import EXTRA_LETTERS
+from lowres_mt.text import alphabet_letters
 from lowres_mt.translate import DecodeSettings
 
 
@@ -42,9 +42,9 @@ def generation_key(system: System, cfg: RecipeConfig, settings: DecodeSettings, 
         "ids": [p.id for p in pairs], "sources": text_digest([p.src for p in pairs]),
     }
     parts.update(system.cache_parts(cfg, settings))
-    target = direction.split("-")[-1]
-    if settings.alphabet and target in EXTRA_LETTERS:  # only where it limits anything: other caches stay valid
-        parts["alphabet"] = EXTRA_LETTERS[target]
+    letters = alphabet_letters(direction.split("-")[-1], settings.alphabet)
+    if letters:  # only where it limits anything: other caches stay valid
+        parts["alphabet"] = letters
     return digest(parts)
 
 

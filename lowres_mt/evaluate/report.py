@@ -18,7 +18,7 @@ from lowres_mt.evaluate.metrics import METRIC_NAMES
 from lowres_mt.evaluate.plots import group_key, plot_chrf, plot_data_efficiency
 from lowres_mt.evaluate.systems import KINDS, System
 from lowres_mt.io import write_text
-from lowres_mt.text import EXTRA_LETTERS
+from lowres_mt.text import alphabet_letters
 
 SYSTEM_ORDER = ["tell", "sft", "icl", "zero-shot", "copy", "apertium"]
 ALPHA = 0.05
@@ -122,8 +122,8 @@ def detail_rows(group: list[dict], order: list[str]) -> list[list[str]]:
 
 
 def _alphabet_note(cfg: RecipeConfig) -> str:
-    limited = [lang for lang in cfg.languages if lang in EXTRA_LETTERS]
-    return "".join(f", answers into {lang} written with a–z and {EXTRA_LETTERS[lang]} only" for lang in limited)
+    letters = {lang: alphabet_letters(lang) for lang in cfg.languages}
+    return "".join(f", answers into {lang} written with a–z and {extra} only" for lang, extra in letters.items() if extra)
 
 
 def render_markdown(results: list[dict], notes: list[str], cfg: RecipeConfig,

@@ -25,7 +25,7 @@ from lowres_mt.evaluate.report import fmt_rate, load_results, write_report
 from lowres_mt.evaluate.systems import System, resolve_systems
 from lowres_mt.io import portable_path, sha256_file, write_json, write_text
 from lowres_mt.records import Pair
-from lowres_mt.text import EXTRA_LETTERS
+from lowres_mt.text import alphabet_letters
 from lowres_mt.translate import DecodeSettings
 
 
@@ -183,8 +183,8 @@ def _evaluate(job: Job, cfg: RecipeConfig, settings: DecodeSettings, maker: Hypo
                    "num_beams": settings.num_beams, "stop_repeats": settings.stop_repeats,
                    "no_repeat_ngram": settings.no_repeat_ngram, "repetition_penalty": settings.repetition_penalty,
                    **({"train_vocabulary": True} if settings.train_vocabulary and system.run else {}),
-                   **({"alphabet": EXTRA_LETTERS[job.pairs[0].tgt_lang]}
-                      if settings.alphabet and job.pairs[0].tgt_lang in EXTRA_LETTERS else {})},
+                   **({"alphabet": letters} if (letters := alphabet_letters(job.pairs[0].tgt_lang,
+                                                                             settings.alphabet)) else {})},
         "scores": scores, "significance": old.get("significance") if reuse else None,
         "off_target": rates.off_target(hyps, job.pairs[0].tgt_lang),
         "copies": rates.copies([p.src for p in job.pairs], hyps),

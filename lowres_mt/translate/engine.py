@@ -32,7 +32,7 @@ from lowres_mt.config import AnchorConfig, EvalConfig
 from lowres_mt.data.prompts import END_OF_TURN_TOKENS, parse_response, prompt_messages
 from lowres_mt.progress import bar as progress_bar
 from lowres_mt.records import Pair
-from lowres_mt.text import EXTRA_LETTERS, fits_alphabet
+from lowres_mt.text import alphabet_letters, fits_alphabet
 from lowres_mt.translate.greedy import StopTables, greedy_decode, is_looping
 
 # bump when generation or parsing changes in a way that changes outputs (part of every cache key)
@@ -166,7 +166,7 @@ class Engine:
         """The ids an answer into `tgt_lang` may use (ascending), or None for all: the run's
         training vocabulary when given, and only tokens written in the language's alphabet when
         `settings.alphabet` and the language is in text.EXTRA_LETTERS."""
-        extra = EXTRA_LETTERS.get(tgt_lang or "") if self.settings.alphabet else None
+        extra = alphabet_letters(tgt_lang, self.settings.alphabet)
         key = extra or ""
         if key not in self._allowed:
             keep = torch.ones(self.size, dtype=torch.bool)

@@ -5,7 +5,7 @@ run's train.jsonl), the loss on the answers only, the same number of examples pe
   (i)  baseline — what LLaMA-Factory / axolotl do by default: `transformers.Trainer`, batches of
        `--batch-size` examples padded to the longest, the model's own loss over full-vocabulary
        logits at every position;
-  (ii) lowres-mt — `lowres_mt.train.loop.train`: trimmed vocabulary, length-grouped packing,
+  (ii) lowres-mt — `lowres_mt.train.loop.train`: trimmed vocabulary, length-grouped batches,
        logits only at labelled positions, chunked cross-entropy, `train.dtype=auto`.
 The baseline runs twice, in float32 and with `bf16=True` (`use_cpu=True`), and the faster is the
 one compared against: its best precision on this CPU. lowres-mt runs with `train.dtype=auto` (what
@@ -162,7 +162,7 @@ def markdown(r: dict) -> str:
         *(f"| HF `Trainer` + peft (padded, full-vocab loss) | {x['dtype']} | {x['steps']} | {x['tokens']} | "
           f"{x['train_s']} | {x['tokens_per_s']} | {x['mfu']:.1%} | {x['wall_s']} | {x['cpu_s']} | {x['peak_rss_mb']} |"
           for x in r["baseline_runs"].values()),
-        f"| lowres-mt (trimmed vocab, packed, target-only chunked loss) | {o['dtype']} | {o['steps']} | {o['tokens']} | "
+        f"| lowres-mt (trimmed vocab, length-grouped, target-only chunked loss) | {o['dtype']} | {o['steps']} | {o['tokens']} | "
         f"{o['train_s']} | {o['tokens_per_s']} | {o['mfu']:.1%} | {o['wall_s']} | {o['cpu_s']} | {o['peak_rss_mb']} |",
         *(f"| lowres-mt, bfloat16 base weights forced (`train.dtype=bfloat16`) | {b['dtype']} | {b['steps']} | "
           f"{b['tokens']} | {b['train_s']} | {b['tokens_per_s']} | {b['mfu']:.1%} | {b['wall_s']} | {b['cpu_s']} | "

@@ -115,8 +115,13 @@ class TrainConfig:
     method: Method = "tell"
     epochs: float = 1.0
     max_steps: int = -1  # > 0 caps optimizer steps
-    batch_tokens: int = at_least(1, 1024)  # tokens per micro-batch (packed rows × longest row); ~1.3 GB of fp32
+    batch_tokens: int = at_least(1, 1024)  # tokens per micro-batch (rows × longest row); ~1.3 GB of fp32
     # activations per 512 tokens on Gemma-3-270M, so keep it small on CPU and raise grad_accum instead
+    # pack several examples into each max_length row (block-diagonal attention). Off: one example
+    # per row, rows grouped by length, so padding stays near 1% and attention spans one example,
+    # not a whole row: 1.13x the tokens/s of packing for full fine-tuning of Gemma-3-270M on
+    # 2 CPU cores (benchmarks/results/train_step_options.md)
+    pack: bool = False
     grad_accum: int = at_least(1, 1)
     lr: float = 2e-4
     weight_decay: float = 0.0

@@ -14,7 +14,7 @@ from lowres_mt import models
 from lowres_mt.config import load_recipe
 from lowres_mt.errors import UserError
 from lowres_mt.run import Run
-from lowres_mt.train.loop import train
+from lowres_mt.train.loop import fused_adamw, train
 
 WORDS = "the cat dog house sun moon red blue big small old new river stone".split()
 
@@ -107,6 +107,36 @@ def test_training_updates_every_lora_weight_and_no_base_weight(tmp_path, tiny_mo
     saved = adapter_weights(run_dir, "adapter-last")  # adapter/ holds the best dev-chrF step's
     assert saved.keys() == trained.keys()
     assert all(torch.equal(saved[k], trained[k].detach()) for k in saved)
+
+
+@pytest.mark.parametrize("pack", [False, True])
+def test_rows_hold_one_example_each_unless_train_pack(tmp_path, tiny_model_dir, monkeypatch, pack):
+    import lowres_mt.train.loop as loop
+
+    seen = []
+    original = loop.BatchStream
+
+    def recording_stream(*args, **kwargs):
+        seen.append(original(*args, **kwargs))
+        return seen[-1]
+
+    monkeypatch.setattr(loop, "BatchStream", recording_stream)
+    settings = {"pack": pack, "max_steps": 2, "eval_every": 0, "save_every": 0, "max_length": 512, "batch_tokens": 1024}
+    recipe, run_dir = write_toy_run(tmp_path, tiny_model_dir, train=settings)
+    train(load_recipe(str(recipe)), run_dir=run_dir, progress=False)
+    start = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])
+    assert start["packing"] is pack
+    rows = [row for batch in seen[0].plan(0) for row in batch]
+    assert max(len(row) for row in rows) > 1 if pack else all(len(row) == 1 for row in rows)
+
+
+def test_fused_adamw_only_where_torch_has_the_kernel():
+    cpu = torch.device("cpu")
+    assert fused_adamw([torch.nn.Parameter(torch.zeros(3))], cpu)
+    assert fused_adamw([torch.nn.Parameter(torch.zeros(3))], torch.device("cuda"))
+    assert not fused_adamw([torch.nn.Parameter(torch.zeros(3))], torch.device("mps"))
+    assert not fused_adamw([torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))], cpu)
+    assert not fused_adamw([], cpu)
 
 
 def test_adapter_is_the_best_dev_chrf_step_and_keep_last_keeps_the_last(tmp_path, tiny_model_dir):

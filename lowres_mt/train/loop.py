@@ -80,11 +80,11 @@ def train(cfg: RecipeConfig, *, run_dir: Path, resume: bool = False, progress: b
 
     # -- batches, optimizer, schedule
     stream = BatchStream(prep.train_examples, seed=cfg.seed, batch_tokens=tc.batch_tokens, row_tokens=tc.max_length,
-                         pad_id=pad_id, pack=prep.pack)
+                         pad_id=pad_id, pack=tc.pack and prep.pack)
     group = acc.num_processes * tc.grad_accum
     total = tc.max_steps if tc.max_steps > 0 else max(1, math.ceil(tc.epochs * len(stream.plan(0)) / group))
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
+    optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay, fused=fused_adamw(params, acc.device))
     scheduler = get_scheduler(SCHEDULES[tc.scheduler], optimizer,
                               num_warmup_steps=round(tc.warmup_ratio * total), num_training_steps=total)
     module = acc.prepare(TargetOnlyLoss(model))
@@ -101,7 +101,7 @@ def train(cfg: RecipeConfig, *, run_dir: Path, resume: bool = False, progress: b
     translations = MetricsLog(run_dir / "dev_translations.jsonl", resume_step=start if checkpoint else None)
     if main and checkpoint is None:
         log.append({"event": "start", "step": 0, "total_steps": total, "processes": acc.num_processes,
-                    "packing": prep.pack, "vocab": prep.vocab_size, "full_vocab": len(tokenizer),
+                    "packing": tc.pack and prep.pack, "vocab": prep.vocab_size, "full_vocab": len(tokenizer),
                     "micro_batches_per_epoch": len(stream.plan(0)),
                     "train": train_stats.as_dict(), "dev": prep.dev_stats.as_dict()})
 
@@ -258,6 +258,14 @@ def _train_step(acc: Accelerator, module, stream: BatchStream, step: int, group:
     optimizer.zero_grad(set_to_none=True)
     sums = acc.reduce(torch.tensor([loss_sum, tokens], dtype=torch.float64, device=acc.device), "sum")
     return sums[0].item() / labels, int(sums[1].item()), float(norm) if norm is not None else None
+
+
+def fused_adamw(params: list[torch.nn.Parameter], device: torch.device) -> bool:
+    """Whether torch's fused AdamW kernel can update `params` on `device` (one kernel for all of them
+    instead of a dozen element-wise passes: the optimizer step of full fine-tuning took half the
+    time on CPU)."""
+    return (bool(params) and device.type in ("cpu", "cuda")
+            and all(p.dtype in (torch.float32, torch.bfloat16) for p in params))
 
 
 def _has_accelerator() -> bool:

@@ -24,7 +24,7 @@ lint:
 
 # `make eval`: the en-is evaluation whose report is committed under results/en-is/ (after
 # `lowres-mt train en-is` and `lowres-mt train en-is --method sft`; cached, so only what changed
-# is regenerated). `make eval-all` adds the S2L comparison, the two-epoch en-is runs and the
+# is regenerated). `make eval-all` adds the S2L comparison, the earlier en-is runs and the
 # Kalamang and Kanuri recipes, which need their own runs (see README). `make eval RECIPE=en-kgv`:
 # one recipe, its own settings.
 eval:
@@ -36,7 +36,7 @@ else
 endif
 
 eval-all: eval
-	$(LOWRES_MT) eval en-is "eval.testsets=[flores200:devtest]" --systems en-is-tell-s2l,en-is-tell-random,en-is-tell-e2,en-is-sft-e2 --sample 200
+	$(LOWRES_MT) eval en-is "eval.testsets=[flores200:devtest]" --systems en-is-tell-s2l,en-is-tell-random,en-is-tell-e1,en-is-sft-e1,en-is-tell-e2,en-is-sft-e2 --sample 200
 	$(LOWRES_MT) eval en-kgv "eval.testsets=[mtob:kgv-test]"
 	$(LOWRES_MT) eval en-kau --systems tell,zero-shot,copy --sample 100
 

@@ -53,7 +53,7 @@ def measure(model: str, rows: list[dict], steps: int, warmup: int, threads: int,
     write_text(run_dir / "data" / "train.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     write_text(run_dir / "data" / "dev.jsonl", "")
     cfg = RecipeConfig(name="bench", languages=("en", "is"), base_model=model, lora=None,
-                       train=TrainConfig(lr=1e-5, threads=threads))
+                       train=TrainConfig(lr=1e-5, threads=threads, pack=True))
     prep = prepare(cfg, run_dir)
     if not prep.pack:
         raise SystemExit(f"{model}: packed rows would not keep examples apart; nothing to compare")

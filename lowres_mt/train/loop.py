@@ -80,7 +80,7 @@ def train(cfg: RecipeConfig, *, run_dir: Path, resume: bool = False, progress: b
 
     # -- batches, optimizer, schedule
     stream = BatchStream(prep.train_examples, seed=cfg.seed, batch_tokens=tc.batch_tokens, row_tokens=tc.max_length,
-                         pad_id=pad_id, pack=tc.pack and prep.pack)
+                         pad_id=pad_id, pack=prep.pack)
     group = acc.num_processes * tc.grad_accum
     total = tc.max_steps if tc.max_steps > 0 else max(1, math.ceil(tc.epochs * len(stream.plan(0)) / group))
     params = [p for p in model.parameters() if p.requires_grad]
@@ -101,7 +101,7 @@ def train(cfg: RecipeConfig, *, run_dir: Path, resume: bool = False, progress: b
     translations = MetricsLog(run_dir / "dev_translations.jsonl", resume_step=start if checkpoint else None)
     if main and checkpoint is None:
         log.append({"event": "start", "step": 0, "total_steps": total, "processes": acc.num_processes,
-                    "packing": tc.pack and prep.pack, "vocab": prep.vocab_size, "full_vocab": len(tokenizer),
+                    "packing": prep.pack, "vocab": prep.vocab_size, "full_vocab": len(tokenizer),
                     "micro_batches_per_epoch": len(stream.plan(0)),
                     "train": train_stats.as_dict(), "dev": prep.dev_stats.as_dict()})
 
@@ -199,7 +199,7 @@ class Prepared:
     translator: Translator
     pad_id: int  # in the model's vocabulary
     vocab_size: int
-    pack: bool  # whether packed rows keep examples apart in this model
+    pack: bool  # rows hold several examples: train.pack, where this model keeps packed examples apart
 
 
 def prepare(cfg: RecipeConfig, run_dir: Path, dtype: torch.dtype = torch.float32) -> Prepared:
@@ -234,7 +234,7 @@ def prepare(cfg: RecipeConfig, run_dir: Path, dtype: torch.dtype = torch.float32
     translator.model = model
     model.train()
     return Prepared(model, tokenizer, train_ex, dev_ex, train_stats, dev_stats, samples, translator,
-                    translator.pad_id(), vocab_size, packing_isolated(model))
+                    translator.pad_id(), vocab_size, tc.pack and packing_isolated(model))
 
 
 def _train_step(acc: Accelerator, module, stream: BatchStream, step: int, group: int, optimizer, scheduler,

@@ -1,4 +1,5 @@
-"""Training-step options side by side: packed vs one-example rows, foreach vs fused AdamW.
+"""Training-step options side by side: packed vs one-example rows, foreach vs fused AdamW, fp32 vs
+bf16 autocast.
 
 Full fine-tuning (the en-is default, `lora: null`) of the base model on a run's train.jsonl, in
 one process: the model is prepared once (`lowres_mt.train.loop.prepare`: trimmed vocabulary,
@@ -6,7 +7,10 @@ target-only chunked loss) and the options take turns step by step over the same 
 positions, so drift in the machine's speed hits all of them alike:
   (i)   packed rows (`train.pack=true`), torch's default (foreach) AdamW — the trainer before;
   (ii)  one example per row, grouped by length (`train.pack=false`), foreach AdamW;
-  (iii) one example per row, fused AdamW — today's trainer.
+  (iii) one example per row, fused AdamW — the trainer in float32 (today's where bf16 is slow);
+  (iv)  the same with the forward pass under bf16 autocast (`train.mixed_precision=bf16`), weights
+        and AdamW state in float32 — today's trainer where the CPU has AMX (or on a GPU).
+Ratios are against (iii), the fastest float32 trainer.
 Tokens/s counts real (not padding) tokens over forward, backward, clipping and the optimizer
 step, after `--warmup` untimed turns. Writes benchmarks/results/train_step_options[-<model>].{json,md}.
 
@@ -31,14 +35,16 @@ import torch  # noqa: E402
 from train_throughput import load_rows, tiny_model  # noqa: E402
 
 from lowres_mt.io import write_json, write_text  # noqa: E402
-from lowres_mt.precision import cpu_model  # noqa: E402
+from lowres_mt.precision import cpu_model, native_bf16  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-OPTIONS = {  # name: (packed rows, fused AdamW)
-    "packed rows, foreach AdamW (before)": (True, False),
-    "one example per row, foreach AdamW": (False, False),
-    "one example per row, fused AdamW (today)": (False, True),
+OPTIONS = {  # name: (packed rows, fused AdamW, bf16 autocast)
+    "packed rows, foreach AdamW": (True, False, False),
+    "one example per row, foreach AdamW": (False, False, False),
+    "one example per row, fused AdamW (float32)": (False, True, False),
+    "one example per row, fused AdamW, bf16 autocast": (False, True, True),
 }
+BASELINE = "one example per row, fused AdamW (float32)"
 
 
 def measure(model: str, rows: list[dict], steps: int, warmup: int, threads: int, scratch: Path) -> dict:
@@ -65,10 +71,11 @@ def measure(model: str, rows: list[dict], steps: int, warmup: int, threads: int,
     module = TargetOnlyLoss(prep.model)
     totals = {name: {"tokens": 0, "padded": 0, "seconds": 0.0} for name in OPTIONS}
     for turn in range(warmup + steps):
-        for name, (pack, fused) in OPTIONS.items():
+        for name, (pack, fused, bf16) in OPTIONS.items():
             batch = streams[pack].batch(turn % len(streams[pack].plan(0)))
             began = time.perf_counter()
-            loss, labels = module(batch.input_ids, batch.position_ids, batch.labels)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss, labels = module(batch.input_ids, batch.position_ids, batch.labels)
             (loss / labels).backward()
             torch.nn.utils.clip_grad_norm_(params, tc.max_grad_norm)
             optimizers[fused].step()
@@ -79,14 +86,13 @@ def measure(model: str, rows: list[dict], steps: int, warmup: int, threads: int,
                 t["tokens"] += batch.n_tokens
                 t["padded"] += batch.input_ids.numel()
                 t["seconds"] += seconds
-    before = next(iter(OPTIONS))
     for t in totals.values():
         t["tokens_per_s"] = round(t["tokens"] / t["seconds"], 1)
         t["padding"] = round(1 - t["tokens"] / t["padded"], 4)
         t["seconds"] = round(t["seconds"], 1)
     for t in totals.values():
-        t["ratio"] = round(t["tokens_per_s"] / totals[before]["tokens_per_s"], 3)
-    return {"micro_batches_per_epoch": {"packed": len(streams[True].plan(0)), "unpacked": len(streams[False].plan(0))},
+        t["ratio"] = round(t["tokens_per_s"] / totals[BASELINE]["tokens_per_s"], 3)
+    return {"native_bf16": native_bf16("cpu"), "micro_batches_per_epoch": {"packed": len(streams[True].plan(0)), "unpacked": len(streams[False].plan(0))},
             "trainable_parameters": sum(p.numel() for p in params), "options": totals}
 
 
@@ -117,9 +123,9 @@ def render(r: dict) -> str:
     lines = [f"# Training-step options: {r['model']}", "",
              f"`{r['command']}` — full fine-tuning ({r['trainable_parameters'] / 1e6:.1f}M trainable parameters), "
              f"{r['threads']} torch threads, on {r['cpu']}, torch {r['torch']} (1-min load average at the end: "
-             f"{r['load_avg_1m']}); micro-batches per epoch: {r['micro_batches_per_epoch']['packed']} packed, "
+             f"{r['load_avg_1m']}; AMX bf16: {'yes' if r.get('native_bf16') else 'no'}); micro-batches per epoch: {r['micro_batches_per_epoch']['packed']} packed, "
              f"{r['micro_batches_per_epoch']['unpacked']} with one example per row.", "",
-             "| option | tokens | padding | seconds | tokens/s | against the packed trainer |",
+             "| option | tokens | padding | seconds | tokens/s | against the float32 trainer |",
              "|---|---|---|---|---|---|"]
     for name, t in r["options"].items():
         lines.append(f"| {name} | {t['tokens']} | {t['padding']:.1%} | {t['seconds']} | {t['tokens_per_s']} "

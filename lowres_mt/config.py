@@ -137,6 +137,10 @@ class TrainConfig:
     # avx512_bf16 alone measured slower than fp32, see lowres_mt.precision), float32 elsewhere.
     # LoRA weights and optimizer state stay fp32
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    # matrix products in bf16 under autocast, weights and optimizer state in float32: auto = bf16 for
+    # full fine-tuning (lora: null) where bf16 is faster (1.66x tokens/s on a 2-core Xeon with AMX,
+    # benchmarks/results/train_step_options.md), "no" elsewhere
+    mixed_precision: Literal["auto", "no", "bf16"] = "auto"
     keep: Literal["best", "last"] = "best"  # adapter/ holds the best-dev-chrF or the last weights
     scheduler: Literal["linear", "cosine", "constant"] = "cosine"  # learning-rate decay after warmup
     max_grad_norm: float = 1.0  # gradient clipping (0: off)

@@ -64,3 +64,13 @@ def dtype_name(name: str, device: torch.device | str) -> str:
 
 def resolve_dtype(name: str, device: torch.device | str) -> torch.dtype:
     return DTYPES[dtype_name(name, device)]
+
+
+def mixed_precision(name: str, device: torch.device | str, *, full: bool) -> str:
+    """accelerate's `mixed_precision` for a training run. `auto` → "bf16" when every weight trains
+    (`full`: float32 weights and optimizer state, matrix products in bf16 under autocast) on a device
+    that computes bf16 faster, else "no"; LoRA runs there already keep their frozen base in bf16.
+    Other names as given."""
+    if name == "auto":
+        return "bf16" if full and native_bf16(device) else "no"
+    return name

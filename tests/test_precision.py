@@ -2,10 +2,12 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import load_file
 from test_train_loop import adapter_weights, write_toy_run
 
 from lowres_mt import precision
 from lowres_mt.config import load_recipe
+from lowres_mt.run import Run
 from lowres_mt.train.loop import train
 
 
@@ -47,3 +49,45 @@ def test_bf16_and_fp32_training_losses_agree(tmp_path, tiny_model_dir):
     assert len(losses["float32"]) == 4
     for fp32, bf16 in zip(losses["float32"], losses["bfloat16"], strict=True):
         assert bf16 == pytest.approx(fp32, rel=0.03)  # bf16 keeps ~3 significant digits
+
+
+@pytest.mark.parametrize(("flags", "lora", "setting", "expected"), [
+    ({"amx_bf16"}, False, "auto", "bf16"), (set(), False, "auto", "no"), ({"avx512_bf16"}, False, "auto", "no"),
+    ({"amx_bf16"}, True, "auto", "no"),  # LoRA keeps its frozen base in bf16 there instead
+    (set(), False, "bf16", "bf16"), ({"amx_bf16"}, False, "no", "no")])
+def test_full_fine_tuning_computes_in_bf16_where_the_cpu_is_faster(tmp_path, tiny_model_dir, monkeypatch,
+                                                                   flags, lora, setting, expected):
+    from lowres_mt.train import loss
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: flags)
+    autocast = []
+    original = loss.linear_cross_entropy
+
+    def recording(*args, **kwargs):
+        if torch.is_grad_enabled():  # training steps, not dev loss
+            autocast.append(torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(loss, "linear_cross_entropy", recording)
+    recipe, run_dir = write_toy_run(tmp_path, tiny_model_dir, full=not lora,
+                                    train={"mixed_precision": setting, "max_steps": 2, "eval_every": 0})
+    train(load_recipe(str(recipe)), run_dir=run_dir, progress=False)
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["mixed_precision"] == expected
+    assert autocast and set(autocast) == {expected == "bf16"}
+    saved = load_file(Run.open(run_dir).adapter_weights)
+    assert all(t.dtype == torch.float32 for t in saved.values())  # weights stay fp32
+
+
+def test_bf16_autocast_and_fp32_full_fine_tuning_losses_agree(tmp_path, tiny_model_dir):
+    losses = {}
+    for setting in ("no", "bf16"):
+        (tmp_path / setting).mkdir()
+        recipe, run_dir = write_toy_run(tmp_path / setting, tiny_model_dir, full=True,
+                                        train={"mixed_precision": setting})
+        train(load_recipe(str(recipe)), run_dir=run_dir, progress=False)
+        events = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        losses[setting] = [e["loss"] for e in events if e["event"] == "train"]
+    assert len(losses["no"]) == 4 and losses["no"] != losses["bf16"]
+    for fp32, bf16 in zip(losses["no"], losses["bf16"], strict=True):
+        assert bf16 == pytest.approx(fp32, rel=0.03)

@@ -25,7 +25,7 @@ from transformers import get_scheduler
 from lowres_mt.config import RecipeConfig
 from lowres_mt.errors import UserError
 from lowres_mt.models import save_adapter
-from lowres_mt.precision import resolve_dtype
+from lowres_mt.precision import mixed_precision, resolve_dtype
 from lowres_mt.progress import bar as progress_bar
 from lowres_mt.train import rundir
 from lowres_mt.train.batching import BatchStream
@@ -53,6 +53,9 @@ def train(cfg: RecipeConfig, *, run_dir: Path, resume: bool = False, progress: b
     """Train `cfg`'s LoRA adapter into `run_dir` (building its data first when missing)."""
     tc = cfg.train
     acc = Accelerator(cpu=not _has_accelerator())  # cpu=True lets torchrun's N CPU processes use gloo
+    # bf16 autocast around each training forward (torch.autocast, not Accelerator(mixed_precision=…):
+    # accelerate's process-wide state could not change it between the runs of one process)
+    amp = mixed_precision(tc.mixed_precision, acc.device, full=cfg.lora is None)
     _set_threads(tc.threads, acc)
     main = acc.is_main_process
 
@@ -70,7 +73,7 @@ def train(cfg: RecipeConfig, *, run_dir: Path, resume: bool = False, progress: b
         rundir.write_config(cfg, run_dir)
         rundir.update_run_info(run_dir, recipe=cfg.name, method=tc.method, base_model=cfg.base_model,
                                directions=list(cfg.directions), status="running", started=rundir.now(),
-                               dtype=str(dtype).removeprefix("torch."),
+                               dtype=str(dtype).removeprefix("torch."), mixed_precision=amp,
                                # a fresh start forgets the best step of an earlier, abandoned attempt
                                **({} if checkpoint else {"best_step": None, "best_dev_chrf": None}))
     acc.wait_for_everyone()
@@ -101,7 +104,7 @@ def train(cfg: RecipeConfig, *, run_dir: Path, resume: bool = False, progress: b
     translations = MetricsLog(run_dir / "dev_translations.jsonl", resume_step=start if checkpoint else None)
     if main and checkpoint is None:
         log.append({"event": "start", "step": 0, "total_steps": total, "processes": acc.num_processes,
-                    "packing": prep.pack, "vocab": prep.vocab_size, "full_vocab": len(tokenizer),
+                    "packing": prep.pack, "mixed_precision": amp, "vocab": prep.vocab_size, "full_vocab": len(tokenizer),
                     "micro_batches_per_epoch": len(stream.plan(0)),
                     "train": train_stats.as_dict(), "dev": prep.dev_stats.as_dict()})
 
@@ -148,7 +151,7 @@ def train(cfg: RecipeConfig, *, run_dir: Path, resume: bool = False, progress: b
             for step in range(start, total):
                 began = time.perf_counter()
                 loss, tokens, norm = _train_step(acc, module, stream, step, group, optimizer, scheduler,
-                                                 params, tc.max_grad_norm)
+                                                 params, tc.max_grad_norm, bf16=amp == "bf16")
                 seconds = time.perf_counter() - began
                 train_time, train_tokens = train_time + seconds, train_tokens + tokens
                 done = step + 1
@@ -238,7 +241,7 @@ def prepare(cfg: RecipeConfig, run_dir: Path, dtype: torch.dtype = torch.float32
 
 
 def _train_step(acc: Accelerator, module, stream: BatchStream, step: int, group: int, optimizer, scheduler,
-                params, max_grad_norm: float) -> tuple[float, int, float | None]:
+                params, max_grad_norm: float, bf16: bool = False) -> tuple[float, int, float | None]:
     """One optimizer step; returns (mean loss per labelled token, tokens, gradient norm), all processes."""
     indices = stream.step_indices(step, group, acc.process_index, acc.num_processes)
     labels = stream.step_labels(step, group)
@@ -248,7 +251,8 @@ def _train_step(acc: Accelerator, module, stream: BatchStream, step: int, group:
         batch = stream.batch(index).to(acc.device)
         syncing = j == len(indices) - 1
         with contextlib.nullcontext() if syncing else acc.no_sync(module):
-            loss, _ = module(batch.input_ids, batch.position_ids, batch.labels)
+            with torch.autocast(acc.device.type, dtype=torch.bfloat16, enabled=bf16):
+                loss, _ = module(batch.input_ids, batch.position_ids, batch.labels)
             acc.backward(loss * scale)
         loss_sum += loss.item()
         tokens += batch.n_tokens

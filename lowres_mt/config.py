@@ -119,8 +119,8 @@ class TrainConfig:
     # activations per 512 tokens on Gemma-3-270M, so keep it small on CPU and raise grad_accum instead
     # pack several examples into each max_length row (block-diagonal attention). Off: one example
     # per row, rows grouped by length, so padding stays near 1% and attention spans one example,
-    # not a whole row: 1.13x the tokens/s of packing for full fine-tuning of Gemma-3-270M on
-    # 2 CPU cores (benchmarks/results/train_step_options.md)
+    # not a whole row: 1.12-1.13x the tokens/s of packing for full fine-tuning of Gemma-3-270M on
+    # 2 CPU cores (benchmarks/results/train_step_options*.md)
     pack: bool = False
     grad_accum: int = at_least(1, 1)
     lr: float = 2e-4
@@ -138,9 +138,9 @@ class TrainConfig:
     # LoRA weights and optimizer state stay fp32
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     # matrix products in bf16 under autocast, weights and optimizer state in float32: auto = bf16 for
-    # full fine-tuning (lora: null) where bf16 is faster (1.66x tokens/s on a 2-core Xeon with AMX,
-    # benchmarks/results/train_step_options.md), "no" elsewhere
-    mixed_precision: Literal["auto", "no", "bf16"] = "auto"
+    # full fine-tuning (lora: null) where bf16 is faster (1.59x tokens/s on a 2-core Xeon with AMX,
+    # benchmarks/results/train_step_options.md), "fp32" elsewhere
+    mixed_precision: Literal["auto", "fp32", "bf16"] = "auto"
     keep: Literal["best", "last"] = "best"  # adapter/ holds the best-dev-chrF or the last weights
     scheduler: Literal["linear", "cosine", "constant"] = "cosine"  # learning-rate decay after warmup
     max_grad_norm: float = 1.0  # gradient clipping (0: off)

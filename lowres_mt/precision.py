@@ -6,8 +6,10 @@ Measured on an AMD EPYC (Zen 4) CPU that reports `avx512_bf16`, torch 2.13, 2 th
 Gemma-3-270M at 320 tokens/s in float32, 205 with bfloat16 weights and 208 under autocast. An
 Intel Xeon with `avx512_bf16` and no AMX (oneDNN's avx512_core_bf16 kernels) measured the same:
 271 against 157 GFLOP/s, LoRA training 291 against 190 tokens/s (benchmarks/results/
-train_throughput.md). So on a CPU only AMX tiles (`amx_bf16`, Intel Sapphire Rapids and later) count as native bf16; GPUs that
-support bf16 use it.
+train_throughput.md). An Intel Xeon with AMX tiles (`amx_bf16`) is the other way round: 2,990
+against 426 GFLOP/s for the same matmul, and full fine-tuning 1.59× the tokens/s under bf16
+autocast (benchmarks/results/train_step_options.md). So on a CPU only AMX tiles (`amx_bf16`, Intel
+Sapphire Rapids and later) count as native bf16; GPUs that support bf16 use it.
 """
 
 from __future__ import annotations
@@ -67,10 +69,10 @@ def resolve_dtype(name: str, device: torch.device | str) -> torch.dtype:
 
 
 def mixed_precision(name: str, device: torch.device | str, *, full: bool) -> str:
-    """accelerate's `mixed_precision` for a training run. `auto` → "bf16" when every weight trains
-    (`full`: float32 weights and optimizer state, matrix products in bf16 under autocast) on a device
-    that computes bf16 faster, else "no"; LoRA runs there already keep their frozen base in bf16.
-    Other names as given."""
+    """What a training run's forward passes compute in: `auto` → "bf16" (autocast; weights and
+    optimizer state stay float32) when every weight trains (`full`) on a device that computes bf16
+    faster, else "fp32"; LoRA runs there already keep their frozen base in bf16. Other names as
+    given."""
     if name == "auto":
-        return "bf16" if full and native_bf16(device) else "no"
+        return "bf16" if full and native_bf16(device) else "fp32"
     return name

@@ -52,9 +52,9 @@ def test_bf16_and_fp32_training_losses_agree(tmp_path, tiny_model_dir):
 
 
 @pytest.mark.parametrize(("flags", "lora", "setting", "expected"), [
-    ({"amx_bf16"}, False, "auto", "bf16"), (set(), False, "auto", "no"), ({"avx512_bf16"}, False, "auto", "no"),
-    ({"amx_bf16"}, True, "auto", "no"),  # LoRA keeps its frozen base in bf16 there instead
-    (set(), False, "bf16", "bf16"), ({"amx_bf16"}, False, "no", "no")])
+    ({"amx_bf16"}, False, "auto", "bf16"), (set(), False, "auto", "fp32"), ({"avx512_bf16"}, False, "auto", "fp32"),
+    ({"amx_bf16"}, True, "auto", "fp32"),  # LoRA keeps its frozen base in bf16 there instead
+    (set(), False, "bf16", "bf16"), ({"amx_bf16"}, False, "fp32", "fp32")])
 def test_full_fine_tuning_computes_in_bf16_where_the_cpu_is_faster(tmp_path, tiny_model_dir, monkeypatch,
                                                                    flags, lora, setting, expected):
     from lowres_mt.train import loss
@@ -81,13 +81,13 @@ def test_full_fine_tuning_computes_in_bf16_where_the_cpu_is_faster(tmp_path, tin
 
 def test_bf16_autocast_and_fp32_full_fine_tuning_losses_agree(tmp_path, tiny_model_dir):
     losses = {}
-    for setting in ("no", "bf16"):
+    for setting in ("fp32", "bf16"):
         (tmp_path / setting).mkdir()
         recipe, run_dir = write_toy_run(tmp_path / setting, tiny_model_dir, full=True,
                                         train={"mixed_precision": setting})
         train(load_recipe(str(recipe)), run_dir=run_dir, progress=False)
         events = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
         losses[setting] = [e["loss"] for e in events if e["event"] == "train"]
-    assert len(losses["no"]) == 4 and losses["no"] != losses["bf16"]
-    for fp32, bf16 in zip(losses["no"], losses["bf16"], strict=True):
+    assert len(losses["fp32"]) == 4 and losses["fp32"] != losses["bf16"]
+    for fp32, bf16 in zip(losses["fp32"], losses["bf16"], strict=True):
         assert bf16 == pytest.approx(fp32, rel=0.03)

@@ -54,8 +54,18 @@ class TaskConfig:
     near_copies: bool = True  # drop pairs whose sides are (near-)copies of each other
     langid: bool = True  # drop pairs with a side identified as another language (lowres_mt.langid)
     langid_min_chars: int = 20  # shorter sides are not identified (unreliable on a few characters)
+    # sampling weight of each pair of a task.train corpus (unnamed corpora weigh 1): a corpus of
+    # weight w is drawn w times as readily, without replacement, so in-domain sets fill more of
+    # the budget
+    weights: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for ref, weight in self.weights.items():
+            if ref not in self.train:
+                raise UserError(f"task.weights names '{ref}', which is not in task.train "
+                                f"({', '.join(self.train) or 'empty'})")
+            if not weight > 0:
+                raise UserError(f"task.weights['{ref}'] must be above 0, got {weight}")
         low, high = self.ratio_range
         if not 0 <= low <= high:
             raise UserError(f"task.ratio_range must be [low, high] with 0 <= low <= high, not "

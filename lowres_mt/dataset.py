@@ -71,7 +71,7 @@ def build_dataset(cfg: RecipeConfig, *, method: str, out_dir: Path, tokenizer=No
     stats: dict[str, CorpusStats] = {}
 
     pool = load_task_pool(cfg, guard, stats)
-    pairs, pair_tokens = sample_to_budget(pool, cfg.task.tokens, count_tokens, rng)
+    pairs, pair_tokens = sample_to_budget(pool, cfg.task.tokens, count_tokens, rng, cfg.task.weights)
     for pair in pairs:
         stats[pair.corpus].used += 1
     evidence = _evidence(cfg, method, guard, count_tokens, pairs)

@@ -164,6 +164,19 @@ def test_task_epochs_show_every_pair_in_both_directions_and_keep_the_general_bud
         build(tmp_path, tiny_tokenizer, name="none", cfg=recipe("task.epochs=0"))
 
 
+
+def test_task_weights_draw_a_corpus_more_readily_and_are_checked(tmp_path, tiny_tokenizer, corpora):
+    used = lambda report: report.corpora["toy:more"].used  # noqa: E731  (100 of the 500 pairs)
+    even, _, _ = build(tmp_path, tiny_tokenizer, name="even")
+    heavy, _, _ = build(tmp_path, tiny_tokenizer, name="heavy", cfg=recipe("task.weights.toy:more=20"))
+    assert used(even) < 0.4 * (used(even) + even.corpora["toy:train"].used)
+    assert used(heavy) > 0.7 * (used(heavy) + heavy.corpora["toy:train"].used)
+    assert heavy.task_unique["tokens"] >= 600  # the budget is still filled
+    with pytest.raises(UserError, match="task.weights names 'toy:other', which is not in task.train"):
+        recipe("task.weights.toy:other=2")
+    with pytest.raises(UserError, match=r"task.weights\['toy:more'\] must be above 0"):
+        recipe("task.weights.toy:more=0")
+
 NOISY = [  # (src, tgt, the counter that drops it, or None when the pair is kept)
     ("Hi.", "Hæ.", None),
     ("Figures on employed persons in R&amp;D.", "Tölur um starfandi fólk við rannsóknir og þróun.", None),

@@ -4,7 +4,7 @@ seeded random order with their costs (the builder and the book tasks fill budget
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from lowres_mt.records import Example, Pair
@@ -29,10 +29,17 @@ def token_counter(tokenizer) -> TokenCounter:
 
 
 def costed_in_random_order(pool: Sequence[T], text_of: Callable[[T], str], count_tokens: TokenCounter,
-                           rng: random.Random, batch: int = 256) -> Iterator[tuple[T, int]]:
-    """Yield (item, content tokens) in a seeded random order, counting tokens a batch at a time."""
+                           rng: random.Random, batch: int = 256,
+                           weights: Sequence[float] | None = None) -> Iterator[tuple[T, int]]:
+    """Yield (item, content tokens) in a seeded random order, counting tokens a batch at a time.
+    With `weights` (one per item), item i comes early in proportion to weights[i]: weighted
+    sampling without replacement (Efraimidis & Spirakis: sort by u ** (1 / w), u uniform)."""
     order = list(range(len(pool)))
-    rng.shuffle(order)
+    if weights is None:
+        rng.shuffle(order)
+    else:
+        keys = [rng.random() ** (1.0 / w) for w in weights]
+        order.sort(key=keys.__getitem__, reverse=True)
     for start in range(0, len(order), batch):
         items = [pool[i] for i in order[start:start + batch]]
         yield from zip(items, count_tokens([text_of(item) for item in items]))
@@ -57,13 +64,16 @@ def fill_budget(pool: Sequence[T], text_of: Callable[[T], str], count_tokens: To
     return out, total
 
 
-def sample_to_budget(pool: list[Pair], budget: int, count_tokens: TokenCounter,
-                     rng: random.Random) -> tuple[list[Pair], list[int]]:
-    """Seeded sample of pairs whose content tokens, used in every direction, fill `budget`."""
+def sample_to_budget(pool: list[Pair], budget: int, count_tokens: TokenCounter, rng: random.Random,
+                     weights: Mapping[str, float] | None = None) -> tuple[list[Pair], list[int]]:
+    """Seeded sample of pairs whose content tokens, used in every direction, fill `budget`;
+    `weights` maps a corpus ref to the sampling weight of its pairs (others weigh 1)."""
     chosen: list[Pair] = []
     costs: list[int] = []
     total = 0
-    for pair, cost in costed_in_random_order(pool, lambda p: p.src + "\n" + p.tgt, count_tokens, rng):
+    item_weights = [weights.get(p.corpus, 1.0) for p in pool] if weights else None
+    for pair, cost in costed_in_random_order(pool, lambda p: p.src + "\n" + p.tgt, count_tokens, rng,
+                                             weights=item_weights):
         if total >= budget:
             break
         chosen.append(pair)

@@ -67,7 +67,7 @@ def corpora(monkeypatch):
 
 def recipe(*overrides):
     base = [
-        "task.train=[toy:train, toy:more]", "task.dev=toy:dev", "task.guard=[toy:test]", "task.tokens=600",
+        "task.train=[toy:train, toy:more]", "task.weights={}", "task.dev=toy:dev", "task.guard=[toy:test]", "task.tokens=600",
         "task.dev_size=5", "task.epochs=1", "mono.ratio=0", "general.corpora=[gen:a, gen:b]", "general.ratio=4", "eval.testsets=[]",
     ]
     return load_recipe("en-is", base + list(overrides))

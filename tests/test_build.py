@@ -164,7 +164,6 @@ def test_task_epochs_show_every_pair_in_both_directions_and_keep_the_general_bud
         build(tmp_path, tiny_tokenizer, name="none", cfg=recipe("task.epochs=0"))
 
 
-
 def test_task_weights_draw_a_corpus_more_readily_and_are_checked(tmp_path, tiny_tokenizer, corpora):
     used = lambda report: report.corpora["toy:more"].used  # noqa: E731  (100 of the 500 pairs)
     even, _, _ = build(tmp_path, tiny_tokenizer, name="even")
@@ -176,6 +175,7 @@ def test_task_weights_draw_a_corpus_more_readily_and_are_checked(tmp_path, tiny_
         recipe("task.weights.toy:other=2")
     with pytest.raises(UserError, match=r"task.weights\['toy:more'\] must be above 0"):
         recipe("task.weights.toy:more=0")
+
 
 NOISY = [  # (src, tgt, the counter that drops it, or None when the pair is kept)
     ("Hi.", "Hæ.", None),

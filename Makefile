@@ -38,6 +38,7 @@ endif
 
 eval-all: eval
 	$(LOWRES_MT) eval en-is "eval.testsets=[flores200:devtest]" --systems en-is-tell-s2l,en-is-tell-random,en-is-tell-e1,en-is-sft-e1,en-is-tell-e2,en-is-sft-e2,en-is-tell-75k,en-is-sft-75k,en-is-tell-100k-even,en-is-sft-100k-even,en-is-tell-pud-e2,en-is-sft-pud-e2 --sample 200
+	$(LOWRES_MT) eval en-is "eval.testsets=[tatoeba_test:v2021-08-07]" --systems en-is-tell-pud-e2,en-is-sft-pud-e2 --sample 200
 	$(LOWRES_MT) eval en-kgv "eval.testsets=[mtob:kgv-test]"
 	$(LOWRES_MT) eval en-kau --systems tell,zero-shot,copy --sample 100
 

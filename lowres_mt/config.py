@@ -131,8 +131,8 @@ class TrainConfig:
     # pack several examples into each max_length row (block-diagonal attention). Off: one example
     # per row, rows grouped by length, so padding stays near 1% and attention spans one example,
     # not a whole row: 1.12-1.13x the tokens/s of packing for full fine-tuning of Gemma-3-270M on
-    # 2 CPU cores (benchmarks/results/train_step_options*.md). Over a whole run under bf16 autocast
-    # packing was faster (571 against 524 tokens/s: one example per row slowed down as it went)
+    # 2 CPU cores (benchmarks/results/train_step_options*.md). Over whole runs under bf16 autocast
+    # one example per row slowed down as it went, packing did not (benchmarks/README.md)
     pack: bool = False
     grad_accum: int = at_least(1, 1)
     lr: float = 2e-4

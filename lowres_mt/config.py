@@ -200,7 +200,9 @@ class EvalConfig:
     batch_size: int = at_least(1, 32)
     max_new_tokens: int = at_least(1, 128)
     num_beams: int = at_least(1, 1)
-    stop_repeats: int = 3  # end a hypothesis whose newest 4 tokens occur this often (a loop); 0 = off
+    # end a hypothesis whose newest 4 tokens occur this often, or that ends in one word written this
+    # often in a row in any case or spacing (cut back to its first copy): a loop; 0 = off
+    stop_repeats: int = 3
     # repetition controls over the answer's own tokens, chosen on FLORES dev (README, Decoding):
     no_repeat_ngram: int = at_least(0, 3)  # never repeat an n-gram of the answer (0 = off)
     repetition_penalty: float = at_least(1.0, 1.1)  # damp the logits of answer tokens used (1 = off)

@@ -4,6 +4,7 @@ import pytest
 import torch
 from conftest import make_tiny_model
 
+from lowres_mt.text import drop_repeated_tail, repeated_tail
 from lowres_mt.translate import (
     AnswerEnd,
     DecodeSettings,
@@ -50,7 +51,7 @@ def model(tokenizer):
     return make_tiny_model(tokenizer, seed=3)
 
 
-PLAIN = {"no_repeat_ngram": 0, "repetition_penalty": 1.0}  # pure argmax, comparable with `generate`
+PLAIN = {"no_repeat_ngram": 0, "repetition_penalty": 1.0, "stop_repeats": 0}  # pure argmax, as `generate`
 
 
 def engine(model, tokenizer, batch_size, **kw):
@@ -277,8 +278,49 @@ def test_is_looping(ids, times, loops):
     assert is_looping(ids, times) is loops
 
 
-def _cut_at_loop(ids, times):
-    return next((ids[:n] for n in range(1, len(ids) + 1) if is_looping(ids[:n], times)), ids)
+@pytest.mark.parametrize("text, times, kept", [
+    ("Do you argue with your clock clock clockclock clock clockClock Clock", 3, "Do you argue with your clock"),
+    ("your clock clock clockClock", 3, "your clock"),
+    ("þetta er gott gott GOTT", 3, "þetta er gott"),
+    ("your clock clock", 3, None),         # twice is not a loop
+    ("your clock clock clock.", 3, None),  # an answer that ends
+    ("1000000000", 3, None),               # units need a letter
+    ("clock clock clock", 0, None),        # off
+    ("Straße strasse STRASSE", 3, "Straße"),  # case-folded letters that change length
+])
+def test_a_loop_through_one_words_spellings_is_cut_back_to_its_first_copy(text, times, kept):
+    assert drop_repeated_tail(text, times) == (text if kept is None else kept)
+    assert (repeated_tail(text, times) is None) is (kept is None)
+
+
+def test_the_loop_stop_reads_spellings_when_given_the_token_texts():
+    texts = ["clock", " clock", "Clock", " Clock", "your"]
+    ids = [4, 1, 0, 3]  # "your clockclock Clock": a new token each time
+    assert not is_looping(ids, 3)
+    assert is_looping(ids, 3, texts)
+    assert not is_looping(ids[:3], 3, texts)
+
+
+def test_decoders_stop_a_spelling_loop(model, tokenizer):
+    rows = _prompt_rows(tokenizer, SOURCES[:4])
+    tables = StopTables(tokenizer)
+    tables.texts = ["Ab"] * len(tables.texts)  # every answer spells one word again and again
+    out = greedy_decode(model, rows, pad_id=0, max_new_tokens=12, stop_ids=[], tables=tables, stop_repeats=3)
+    assert [len(o) for o in out] == [3] * 4
+    rule = AnswerEnd(tables, stop_repeats=3)
+    assert rule(torch.tensor([o for o in out])).all()
+    assert not rule(torch.tensor([o[:2] for o in out])).any()
+
+
+def test_answers_keep_the_first_copy_of_a_spelling_loop(model, tokenizer):
+    eng = engine(model, tokenizer, 4, stop_repeats=3)
+    ids = tokenizer("your clock clock clockClock", add_special_tokens=False)["input_ids"]
+    assert eng._answer(ids) == "your clock"
+    assert engine(model, tokenizer, 4, stop_repeats=0)._answer(ids) == "your clock clock clockClock"
+
+
+def _cut_at_loop(ids, times, texts):
+    return next((ids[:n] for n in range(1, len(ids) + 1) if is_looping(ids[:n], times, texts)), ids)
 
 
 def test_loop_stop_ends_degenerate_rows_and_leaves_the_rest(model, tokenizer):
@@ -287,7 +329,7 @@ def test_loop_stop_ends_degenerate_rows_and_leaves_the_rest(model, tokenizer):
     free = greedy_decode(model, rows, pad_id=0, max_new_tokens=48, stop_ids=[], tables=tables)
     stopped = greedy_decode(model, rows, pad_id=0, max_new_tokens=48, stop_ids=[], tables=tables,
                             stop_repeats=3)
-    assert stopped == [_cut_at_loop(f, 3) for f in free]
+    assert stopped == [_cut_at_loop(f, 3, tables.texts) for f in free]
     assert any(len(s) < len(f) for s, f in zip(stopped, free, strict=True))  # the random model loops
     rule = AnswerEnd(tables, stop_repeats=3)  # beam search's criterion agrees
     rule.prompt_width = 0

@@ -12,9 +12,10 @@ from sacrebleu.metrics import CHRF
 
 from lowres_mt.config import RecipeConfig
 from lowres_mt.data.prompts import parse_response, prompt_messages, style_for
+from lowres_mt.text import drop_repeated_tail
 from lowres_mt.train.batching import BatchStream
 from lowres_mt.train.tokenize import TokenizedExample
-from lowres_mt.translate.engine import DecodeSettings
+from lowres_mt.translate.engine import DecodeSettings, first_line
 from lowres_mt.translate.greedy import StopTables, greedy_decode
 
 
@@ -123,14 +124,15 @@ class Translator:
                                  pad_id=self.pad_id(), max_new_tokens=max_new_tokens,
                                  stop_ids=self._to_model(self.stops), tables=self._tables,
                                  stop_repeats=settings.stop_repeats, processors=settings.processors())
-            outputs.extend(self._decode(row, sample) for row, sample in zip(rows, chunk, strict=True))
+            outputs.extend(self._decode(row, sample, settings.stop_repeats) for row, sample in zip(rows, chunk, strict=True))
         self.model.train(was_training)
         return outputs
 
-    def _decode(self, row: list[int], sample: DevSample) -> str:
+    def _decode(self, row: list[int], sample: DevSample, stop_repeats: int) -> str:
+        """The answer as evaluation reads it (`Engine.translate`)."""
         if self.new_to_old is not None:
             row = [self.new_to_old[i] for i in row]
-        text = self.tokenizer.decode(row, skip_special_tokens=True)
+        text = drop_repeated_tail(first_line(self.tokenizer.decode(row, skip_special_tokens=True)), stop_repeats)
         return parse_response(text, self.style, self.cfg.anchor, sample.src_lang, sample.tgt_lang,
                               self.cfg.language_names)
 

@@ -32,11 +32,11 @@ from lowres_mt.config import AnchorConfig, EvalConfig
 from lowres_mt.data.prompts import END_OF_TURN_TOKENS, parse_response, prompt_messages
 from lowres_mt.progress import bar as progress_bar
 from lowres_mt.records import Pair
-from lowres_mt.text import alphabet_letters, fits_alphabet
+from lowres_mt.text import alphabet_letters, drop_repeated_tail, fits_alphabet
 from lowres_mt.translate.greedy import StopTables, greedy_decode, is_looping
 
 # bump when generation or parsing changes in a way that changes outputs (part of every cache key)
-ENGINE_VERSION = 3
+ENGINE_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ class AnswerEnd(StoppingCriteria):
         seen_before = (content.cumsum(1) - content) > 0
         hit = (self.tables.newline[gen] & (seen_before | self.tables.text_then_newline[gen])).any(dim=1)
         if self.stop_repeats:
-            hit |= torch.tensor([is_looping(row, self.stop_repeats) for row in gen.tolist()])
+            hit |= torch.tensor([is_looping(row, self.stop_repeats, self.tables.texts) for row in gen.tolist()])
         return hit.to(input_ids.device)
 
 
@@ -188,7 +188,7 @@ class Engine:
         with self._progress(description, len(prompts)) as advance:
             for batch in self._length_sorted_batches(encoded):
                 for index, ids in zip(batch, self._generate([encoded[i] for i in batch], allowed), strict=True):
-                    results[index] = first_line(self.tokenizer.decode(ids, skip_special_tokens=True))
+                    results[index] = self._answer(ids)
                 advance(len(batch))
         return results
 
@@ -211,6 +211,12 @@ class Engine:
         for i, answer in zip(todo, answers, strict=True):
             out[i] = parse_response(answer, style, anchor, src_lang, tgt_lang, names)
         return out
+
+    def _answer(self, ids: list[int]) -> str:
+        """The answer line of generated ids; a loop through one word's spellings keeps its first
+        copy ("your clock clock clockClock" → "your clock")."""
+        text = first_line(self.tokenizer.decode(ids, skip_special_tokens=True))
+        return drop_repeated_tail(text, self.settings.stop_repeats)
 
     def _length_sorted_batches(self, encoded: list[list[int]]) -> Iterator[list[int]]:
         order = sorted(range(len(encoded)), key=lambda i: (-len(encoded[i]), i))

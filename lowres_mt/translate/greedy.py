@@ -24,6 +24,8 @@ import inspect
 import torch
 from transformers import DynamicCache
 
+from lowres_mt.text import repeated_tail
+
 
 class StopTables:
     """Per-token facts for the answer-end rule, from decoding every vocabulary id once."""
@@ -53,17 +55,25 @@ class StopTables:
 
 
 REPEAT_NGRAM = 4  # tokens in the n-gram whose repetition marks a degenerate loop
+SPELLING_TAIL = 72  # newest tokens read for a loop through one word's spellings (`text.repeated_tail`)
 
 
-def is_looping(ids: list[int], times: int) -> bool:
-    """True when the newest REPEAT_NGRAM tokens have now occurred `times` times (0: never).
+def is_looping(ids: list[int], times: int, texts: list[str] | None = None) -> bool:
+    """True when the newest REPEAT_NGRAM tokens have now occurred `times` times (0: never), or,
+    given each id's text (`texts`), when the answer ends in one word written `times` times in a
+    row in any case or spacing (`text.repeated_tail`).
 
     Small models under-trained on a language fall into loops ("því að þær eiga því að …") that
     would otherwise run to `max_new_tokens`; stopping there saves most of their decoding time
-    and keeps what was generated up to that point.
+    and keeps what was generated up to that point. Kept from repeating tokens, they can still
+    loop through spellings ("clock clock clockClock …"), which only the text shows.
     """
     n = REPEAT_NGRAM
-    if times <= 1 or len(ids) < n * times:
+    if times <= 1:
+        return False
+    if texts is not None and repeated_tail("".join(texts[i] for i in ids[-SPELLING_TAIL:]), times) is not None:
+        return True
+    if len(ids) < n * times:
         return False
     tail = ids[-n:]
     return sum(ids[i:i + n] == tail for i in range(len(ids) - n + 1)) >= times
@@ -116,9 +126,10 @@ def greedy_decode(model, rows: list[list[int]], *, pad_id: int, max_new_tokens: 
                   tables: StopTables, stop_repeats: int = 0,
                   allowed: torch.Tensor | None = None, processors=None) -> list[list[int]]:
     """Generated ids per prompt (the stop token included when one was produced); a row also
-    stops when it loops (`is_looping` with `stop_repeats`). `allowed` (ascending ids) limits the
-    choice to those tokens, e.g. the vocabulary an adapter was trained over. `processors`
-    (transformers logits processors) see each row's generated tokens only, not its prompt."""
+    stops when it loops (`is_looping` with `stop_repeats` and the tables' texts). `allowed`
+    (ascending ids) limits the choice to those tokens, e.g. the vocabulary an adapter was trained
+    over. `processors` (transformers logits processors) see each row's generated tokens only, not
+    its prompt."""
     out: list[list[int]] = [[] for _ in rows]
     if max_new_tokens <= 0 or not rows:
         return out
@@ -140,7 +151,7 @@ def greedy_decode(model, rows: list[list[int]], *, pad_id: int, max_new_tokens: 
             out[row].append(token)
         done = torch.isin(tokens, stops) | tables.step(tokens, seen_text)
         if stop_repeats:
-            done |= torch.tensor([is_looping(out[row], stop_repeats) for row in alive.tolist()])
+            done |= torch.tensor([is_looping(out[row], stop_repeats, tables.texts) for row in alive.tolist()])
         if step == max_new_tokens - 1 or bool(done.all()):
             break
         if bool(done.any()):

@@ -12,10 +12,9 @@ from sacrebleu.metrics import CHRF
 
 from lowres_mt.config import RecipeConfig
 from lowres_mt.data.prompts import parse_response, prompt_messages, style_for
-from lowres_mt.text import drop_repeated_tail
 from lowres_mt.train.batching import BatchStream
 from lowres_mt.train.tokenize import TokenizedExample
-from lowres_mt.translate.engine import DecodeSettings, first_line
+from lowres_mt.translate.engine import DecodeSettings, answer_line
 from lowres_mt.translate.greedy import StopTables, greedy_decode
 
 
@@ -132,7 +131,7 @@ class Translator:
         """The answer as evaluation reads it (`Engine.translate`)."""
         if self.new_to_old is not None:
             row = [self.new_to_old[i] for i in row]
-        text = drop_repeated_tail(first_line(self.tokenizer.decode(row, skip_special_tokens=True)), stop_repeats)
+        text = answer_line(self.tokenizer.decode(row, skip_special_tokens=True), stop_repeats)
         return parse_response(text, self.style, self.cfg.anchor, sample.src_lang, sample.tgt_lang,
                               self.cfg.language_names)
 

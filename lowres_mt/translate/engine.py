@@ -135,6 +135,12 @@ def first_line(text: str) -> str:
     return ""
 
 
+def answer_line(text: str, stop_repeats: int) -> str:
+    """The answer in generated text: its first line, a loop through one word's spellings cut back
+    to the first copy ("your clock clock clockClock" → "your clock"; `stop_repeats`, 0 = off)."""
+    return drop_repeated_tail(first_line(text), stop_repeats)
+
+
 class Engine:
     """Batched generation for one model + tokenizer; `translate` builds prompts and parses answers."""
 
@@ -213,10 +219,7 @@ class Engine:
         return out
 
     def _answer(self, ids: list[int]) -> str:
-        """The answer line of generated ids; a loop through one word's spellings keeps its first
-        copy ("your clock clock clockClock" → "your clock")."""
-        text = first_line(self.tokenizer.decode(ids, skip_special_tokens=True))
-        return drop_repeated_tail(text, self.settings.stop_repeats)
+        return answer_line(self.tokenizer.decode(ids, skip_special_tokens=True), self.settings.stop_repeats)
 
     def _length_sorted_batches(self, encoded: list[list[int]]) -> Iterator[list[int]]:
         order = sorted(range(len(encoded)), key=lambda i: (-len(encoded[i]), i))

@@ -288,6 +288,10 @@ class RecipeConfig:
     context: ContextConfig = ContextConfig()
 
     def __post_init__(self) -> None:
+        from lowres_mt.languages import language_name
+
+        for code in self.languages:
+            language_name(code, self.language_names)  # a code with no name fails at load
         if not self.directions:
             a, b = self.languages
             object.__setattr__(self, "directions", (f"{a}-{b}", f"{b}-{a}"))
@@ -300,24 +304,77 @@ def list_recipes() -> list[str]:
     return sorted(p.stem for p in recipes_dir().glob("*.yaml") if not p.stem.startswith("_"))
 
 
+_given_as: dict[str, str] = {}  # recipe name -> how the command line named it (a name or a path)
+
+
 def load_recipe(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> RecipeConfig:
-    """Load a recipe by name (recipes/<name>.yaml) or path, apply overrides, validate."""
+    """Load a recipe by name (recipes/<name>.yaml) or path, apply overrides, validate.
+
+    File paths in set-ref keys (task.train, eval.testsets, …; `corpora.local.REF_KEYS`) are made
+    absolute: relative to the recipe file that wrote them, or to the current folder for overrides.
+    Each is declared to `corpora.local` with the kind of records its key expects."""
     path = _find_recipe(name_or_path)
     data = _load_merged(path, seen=())
     data.pop("extends", None)
     for item in overrides:
         _apply_override(data, item)
-    return build(RecipeConfig, data, where=str(path))
+    _resolve_paths(data, Path.cwd())
+    cfg = build(RecipeConfig, data, where=str(path))
+    _declare_files(cfg)
+    _given_as[cfg.name] = name_or_path
+    return cfg
+
+
+def recipe_arg(cfg: RecipeConfig) -> str:
+    """The recipe as the user named it on the command line (for hints such as `lowres-mt train X`)."""
+    return _given_as.get(cfg.name, cfg.name)
+
+
+def _resolve_paths(data: dict, base: Path) -> None:
+    """Make every file path in a set-ref key of `data` absolute, relative to `base`."""
+    from lowres_mt.corpora.local import REF_KEYS, is_path_ref
+
+    def resolve(ref):
+        if not isinstance(ref, str) or not is_path_ref(ref):
+            return ref
+        return os.path.normpath(base / Path(ref).expanduser())
+
+    for section, key in REF_KEYS:
+        node = data.get(section)
+        if isinstance(node, dict) and key in node:
+            value = node[key]
+            node[key] = [resolve(v) for v in value] if isinstance(value, list) else resolve(value)
+    task = data.get("task")
+    if isinstance(task, dict) and isinstance(task.get("weights"), dict):
+        task["weights"] = {resolve(k): v for k, v in task["weights"].items()}
+
+
+def _declare_files(cfg: RecipeConfig) -> None:
+    from lowres_mt.corpora import local
+
+    for (section, key), kind in local.REF_KEYS.items():
+        value = getattr(getattr(cfg, section), key)
+        for ref in (value,) if isinstance(value, str) else (value or ()):
+            if not local.is_path_ref(ref):
+                continue
+            if kind is None:
+                raise UserError(f"{section}.{key} takes shipped sets (CORPUS:SET, see `lowres-mt "
+                                f"corpora list`), not files: '{ref}'")
+            local.declare(ref, kind, cfg.languages, cfg.language_names)
 
 
 def _find_recipe(name_or_path: str) -> Path:
-    candidate = Path(name_or_path)
-    if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
-        return candidate
+    candidate = Path(name_or_path).expanduser()
+    if candidate.suffix in (".yaml", ".yml"):
+        if candidate.is_file():
+            return candidate.absolute()
+        raise UserError(f"no recipe file {name_or_path} (write one with `lowres-mt init PAIR`, or "
+                        "name a shipped recipe: `lowres-mt recipes list`)")
     path = recipes_dir() / f"{name_or_path}.yaml"
     if not path.is_file():
         known = ", ".join(list_recipes()) or "none"
-        raise UserError(f"unknown recipe '{name_or_path}' (known: {known}); see `lowres-mt recipes list`")
+        raise UserError(f"unknown recipe '{name_or_path}' (known: {known}; or give a YAML file's "
+                        "path); see `lowres-mt recipes list`")
     return path
 
 
@@ -332,15 +389,24 @@ def _load_merged(path: Path, seen: tuple[Path, ...]) -> dict:
         raise UserError(f"{path}: invalid YAML{at}; fix the syntax and retry") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: a recipe must be a mapping of keys to values")
+    _resolve_paths(data, path.parent)
     parent = data.get("extends")
     if parent is None:
         return data
-    parent_path = path.parent / (parent if str(parent).endswith(".yaml") else f"{parent}.yaml")
-    if not parent_path.is_file():
-        raise UserError(f"{path}: `extends: {parent}` names no file ({parent_path})")
+    parent_path = _find_parent(path, str(parent))
     base = _load_merged(parent_path, seen + (path,))
     base.pop("extends", None)
     return deep_merge(base, {k: v for k, v in data.items() if k != "extends"})
+
+
+def _find_parent(path: Path, parent: str) -> Path:
+    """The file `extends: parent` names: beside the recipe, else a shipped recipe (`_base`)."""
+    file_name = parent if parent.endswith((".yaml", ".yml")) else f"{parent}.yaml"
+    for candidate in (path.parent / file_name, recipes_dir() / file_name):
+        if candidate.is_file():
+            return candidate
+    raise UserError(f"{path}: `extends: {parent}` names no file (looked for {path.parent / file_name} "
+                    f"and the shipped {recipes_dir() / file_name})")
 
 
 def deep_merge(base: dict, top: dict) -> dict:

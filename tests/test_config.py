@@ -30,7 +30,7 @@ def test_shipped_recipes_load():
 
 
 def test_extends_merges_and_child_wins(recipe_dir):
-    write(recipe_dir, "xx", "extends: _base\nname: xx\nlanguages: [en, xx]\ntask:\n  dev_size: 7\n")
+    write(recipe_dir, "xx", "extends: _base\nname: xx\nlanguages: [en, fo]\ntask:\n  dev_size: 7\n")
     cfg = load_recipe("xx")
     assert (cfg.seed, cfg.task.tokens, cfg.task.dev_size) == (3, 500, 7)
     assert "_base" not in list_recipes()

@@ -13,17 +13,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from lowres_mt.config import AnchorConfig
+from lowres_mt.languages import language_name
 from lowres_mt.records import Message, Pair
 
 # tokens that end a chat turn in the formats lowres-mt meets (Gemma, ChatML, Llama 3, Phi-3)
 END_OF_TURN_TOKENS = ("<end_of_turn>", "<|im_end|>", "<|eot_id|>", "<|end|>")
 
-LANGUAGE_NAMES = {"en": "English", "is": "Icelandic", "kgv": "Kalamang", "kau": "Kanuri", "id": "Indonesian"}
 STYLES = ("tell", "plain")
-
-
-def language_name(code: str, names: Mapping[str, str] | None = None) -> str:
-    return (names or {}).get(code) or LANGUAGE_NAMES.get(code, code)
+__all__ = ["language_name"]  # re-exported: lowres_mt.languages names the languages
 
 
 def style_for(method: str) -> str:

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lowres_mt.config import AnchorConfig
-from lowres_mt.data.prompts import LANGUAGE_NAMES, style_for
+from lowres_mt.data.prompts import style_for
 from lowres_mt.errors import UserError
+from lowres_mt.languages import language_name
 from lowres_mt.progress import bar as progress_bar
 from lowres_mt.run import Run
 from lowres_mt.translate.engine import DecodeSettings, Engine, merge_lora
@@ -68,7 +69,7 @@ class Translator:
     style: str
     anchor: AnchorConfig
     names: dict[str, str]
-    languages: tuple[str, ...]
+    languages: tuple[str, ...] | None  # None: any language with a name (a base model)
     directions: tuple[str, ...] | None  # None: any pair of `languages` (a base model)
     label: str
     engine: Engine | None = None
@@ -76,7 +77,9 @@ class Translator:
 
     def check(self, src: str, tgt: str) -> None:
         for code in (src, tgt):
-            if code not in self.languages:
+            if self.languages is None:
+                language_name(code, self.names)  # a code with no name is refused here
+            elif code not in self.languages:
                 raise UserError(f"unknown language '{code}' for {self.label}; use one of: "
                                 f"{', '.join(self.languages)}")
         if src == tgt:
@@ -130,7 +133,7 @@ def open_translator(run: Path | None = None, base_model: str | None = None,
         translator = Translator(style_for(method), cfg.anchor, dict(cfg.language_names), tuple(cfg.languages),
                                 opened.directions, label=f"run '{opened.name}'")
     elif base_model is not None:
-        translator = Translator("plain", AnchorConfig(), {}, tuple(LANGUAGE_NAMES), None,
+        translator = Translator("plain", AnchorConfig(), {}, None, None,
                                 label=f"base model '{base_model}'")
     else:
         raise UserError("give --run RUN_DIR (a trained run) or --base-model NAME (zero-shot)")

@@ -26,6 +26,7 @@ from lowres_mt.data.pools import CorpusStats, load_counted, load_general_pool, l
 from lowres_mt.data.prompts import example_messages, style_for
 from lowres_mt.errors import UserError
 from lowres_mt.io import atomic_dir, check_replaceable, write_json, write_jsonl
+from lowres_mt.langid import unavailable_note
 from lowres_mt.records import Example, Message, Pair, Text
 
 OUTPUT_MARKER = "manifest.json"  # a folder holding one is a previous build (and may be replaced)
@@ -41,6 +42,7 @@ class BuildReport:
     dev_examples: int
     guard_size: int
     task_unique: dict[str, int] = field(default_factory=dict)  # distinct pairs, their tokens, epochs
+    notes: list[str] = field(default_factory=list)  # one line each, shown under the report
 
     def to_json(self) -> dict:
         return {
@@ -51,6 +53,7 @@ class BuildReport:
             "examples": self.examples,
             "dev_examples": self.dev_examples,
             "protected_sentences": self.guard_size,
+            **({"notes": self.notes} if self.notes else {}),
         }
 
 
@@ -97,9 +100,16 @@ def build_dataset(cfg: RecipeConfig, *, method: str, out_dir: Path, tokenizer=No
     dev = dev_examples(cfg, method, random.Random(cfg.seed + 1), evidence)
     tokens, counts = tally(mixed)
     unique = {"pairs": len(pairs), "tokens": sum(pair_tokens), "epochs": cfg.task.epochs}
-    report = BuildReport(Path(out_dir), method, stats, tokens, counts, len(dev), len(guard), unique)
+    report = BuildReport(Path(out_dir), method, stats, tokens, counts, len(dev), len(guard), unique,
+                         notes=build_notes(cfg))
     write_outputs(cfg, report, [ex for ex, _ in mixed], dev)
     return report
+
+
+def build_notes(cfg: RecipeConfig) -> list[str]:
+    """One line for each thing the build could not do for this pair (the report shows them)."""
+    unidentified = unavailable_note(cfg.languages) if cfg.task.langid else None
+    return [f"wrong-language filter: {unidentified}, so its sides are not checked"] if unidentified else []
 
 
 def _evidence(cfg: RecipeConfig, method: str, guard: ContaminationGuard, count_tokens: TokenCounter,

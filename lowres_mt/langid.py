@@ -10,7 +10,7 @@ Codes are ISO 639-1, as elsewhere in the project (`is`, `nb`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import cache
 
 from lingua import Language, LanguageDetectorBuilder
@@ -29,6 +29,13 @@ _BY_CODE = {_code(language): language for language in CANDIDATES}
 def is_supported(lang: str) -> bool:
     """Whether `lang` is a candidate (Kalamang `kgv` and Kanuri `kau` are not)."""
     return lang in _BY_CODE
+
+
+def unavailable_note(langs: Iterable[str]) -> str | None:
+    """"language ID not available for kgv" naming the languages of `langs` that are not
+    candidates (nothing is identified for them), or None when every one is."""
+    missing = sorted({lang for lang in langs if not is_supported(lang)})
+    return f"language ID not available for {', '.join(missing)}" if missing else None
 
 
 @cache

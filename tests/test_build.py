@@ -223,3 +223,16 @@ def test_monolingual_text_is_an_answer_only_example_within_its_budget(tmp_path, 
     assert not [r for r in none if r["role"] == "mono"]
     with pytest.raises(UserError, match="mono.corpora is empty"):
         build(tmp_path, tiny_tokenizer, "sft", name="empty", cfg=recipe("mono.corpora=[]", "mono.ratio=1"))
+
+
+@pytest.mark.parametrize(("languages", "langid", "notes"), [
+    (("en", "is"), True, []),
+    (("en", "kgv"), True, ["wrong-language filter: language ID not available for kgv, so its sides are not checked"]),
+    (("en", "kgv"), False, []),
+])
+def test_build_notes_name_languages_without_language_id(languages, langid, notes):
+    from lowres_mt.config import RecipeConfig, TaskConfig
+    from lowres_mt.dataset import build_notes
+
+    cfg = RecipeConfig(name="toy", languages=languages, task=TaskConfig(langid=langid))
+    assert build_notes(cfg) == notes

@@ -36,6 +36,8 @@ SETS = {
     "toy:wmt-systems": ([SystemOutput(name, f"{name} {t}", "en", "is", "toy:wmt-systems", str(i))
                          for name in ("SysA", "SysB") for i, (_, t) in enumerate(WMT)], ("en-is",)),
     "toy:train": (_pairs(POOL, "toy:train"), ("en-is", "is-en")),
+    "toy:fo": ([Pair(s, t, "en", "fo", "toy:fo", str(i)) for i, (s, t) in enumerate(
+        [("Good morning.", "Góðan morgun."), ("Thank you.", "Takk fyri."), ("Yes.", "Ja.")])], ("en-fo", "fo-en")),
 }
 
 
@@ -46,7 +48,7 @@ def fake_corpora(monkeypatch):
     def set_info(ref):
         if ref not in SETS:
             raise UserError(f"no set {ref}")
-        return SimpleNamespace(ref=ref, directions=SETS[ref][1])
+        return SimpleNamespace(ref=ref, directions=SETS[ref][1], languages=tuple(SETS[ref][1][0].split("-")))
 
     monkeypatch.setattr(corpora, "set_info", set_info)
     monkeypatch.setattr(corpora, "load_set", lambda ref: list(SETS[ref][0]))
@@ -204,6 +206,24 @@ def test_copy_system_scores_the_sources_themselves(tmp_path, fake_corpora, tiny_
     assert again.generated == 0
     refilled = json.loads(path.read_text(encoding="utf-8"))
     assert refilled["copies"] == en_is["copies"] and refilled["off_target"] == en_is["off_target"]
+
+
+@pytest.mark.parametrize(("languages", "testset", "note"), [
+    (("en", "fo"), "toy:fo", "language ID not available for fo: answers into it get no off-target rate"),
+    (("en", "is"), "toy:test", None),
+])
+def test_a_target_language_without_language_id_is_a_note(tmp_path, fake_corpora, tiny_tokenizer,
+                                                         languages, testset, note):
+    cfg = RecipeConfig(name="toy", languages=languages, eval=EvalConfig(
+        systems=("copy",), testsets=(testset,), sample=3, bootstrap=50))
+    out = run_eval(cfg, results_root=tmp_path, runs_root=tmp_path, maker=_maker(cfg, tiny_tokenizer),
+                   progress=False)
+    found = [n for n in out.notes if "language ID" in n]
+    assert found == ([note] if note else [])
+    report = (tmp_path / "toy" / "REPORT.md").read_text(encoding="utf-8")
+    assert (f"- {note}" in report) if note else "language ID not available" not in report
+    assert {r["direction"]: r["off_target"] is None for r in out.results} == {
+        f"{languages[0]}-{languages[1]}": note is not None, f"{languages[1]}-{languages[0]}": False}
 
 
 def test_a_new_baseline_output_refreshes_the_stored_p_values_of_the_others(tmp_path, fake_corpora,

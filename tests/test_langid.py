@@ -2,7 +2,7 @@
 
 import pytest
 
-from lowres_mt.langid import confidence, identify, is_supported
+from lowres_mt.langid import confidence, identify, is_supported, unavailable_note
 
 ICELANDIC = "Á mánudaginn tilkynntu vísindamenn frá læknadeild Stanford-háskóla um nýtt greiningartæki."
 DANISH = "Regeringen fremlagde i går et nyt lovforslag om skat."
@@ -33,3 +33,10 @@ def test_is_supported(lang, supported):
 def test_confidence_tells_icelandic_from_its_neighbours():
     sure = confidence([ICELANDIC, DANISH, NORWEGIAN, ENGLISH], "is")
     assert sure[0] > 0.9 and max(sure[1:]) < 0.05
+
+
+@pytest.mark.parametrize("langs, note", [
+    (("en", "is"), None), (("en", "fo"), "language ID not available for fo"),
+    (("kgv", "en", "kau", "kgv"), "language ID not available for kau, kgv"), ((), None)])
+def test_unavailable_note(langs, note):
+    assert unavailable_note(langs) == note

@@ -53,3 +53,5 @@ def render_report(report) -> None:
         console.print(f"task pairs: {unique['pairs']} distinct ({unique['tokens']:,} tokens), "
                       f"each shown {unique['epochs']} times")
     console.print(f"dev examples: {report.dev_examples}")
+    for note in report.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)

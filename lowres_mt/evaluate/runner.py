@@ -24,6 +24,7 @@ from lowres_mt.evaluate.generate import HypothesisMaker
 from lowres_mt.evaluate.report import fmt_rate, load_results, write_report
 from lowres_mt.evaluate.systems import System, resolve_systems
 from lowres_mt.io import portable_path, sha256_file, write_json, write_text
+from lowres_mt.langid import unavailable_note
 from lowres_mt.records import Pair
 from lowres_mt.text import alphabet_letters
 from lowres_mt.translate import DecodeSettings
@@ -109,6 +110,9 @@ def run_eval(cfg: RecipeConfig, *, systems: list[str] | None = None, sample: int
     size = cfg.eval.sample if sample is None else sample
     samples = sample_testsets(cfg, size)
     jobs = plan_jobs(chosen, samples, notes)
+    unidentified = unavailable_note(pairs[0].tgt_lang for pairs in samples.values() if pairs)
+    if unidentified:
+        notes.append(f"{unidentified}: answers into it get no off-target rate")
     settings = DecodeSettings.from_config(cfg.eval)
     maker = maker or HypothesisMaker(cfg, settings, progress=progress, console=console)
     scorer = _Scorer(comet_model or cfg.eval.comet_model)

@@ -140,7 +140,7 @@ class TrainConfig:
     warmup_ratio: float = 0.05
     max_length: int = at_least(1, 512)  # tokens per example and per packed row; longer examples are truncated
     # (or dropped when no answer token is left) and counted in metrics.jsonl
-    eval_every: int = 50  # steps between dev evaluations (0: only at the end)
+    eval_every: int = 50  # steps between dev evaluations (0: no dev chrF, dev loss at the end only)
     dev_chrf_size: int = 32  # dev sentences per direction translated for dev chrF (picks adapter/)
     save_every: int = 25  # steps between checkpoints (0: none); a kill loses at most these steps
     trim_vocab: bool = True
@@ -203,12 +203,14 @@ class EvalConfig:
     # end a hypothesis whose newest 4 tokens occur this often, or that ends in one word written this
     # often in a row in any case or spacing (cut back to its first copy): a loop; 0 = off
     stop_repeats: int = 3
-    # repetition controls over the answer's own tokens, chosen on FLORES dev (README, Decoding):
+    # repetition controls over the answer's own tokens, chosen on FLORES dev (docs/evaluation.md, Decoding):
     no_repeat_ngram: int = at_least(0, 3)  # never repeat an n-gram of the answer (0 = off)
     repetition_penalty: float = at_least(1.0, 1.1)  # damp the logits of answer tokens used (1 = off)
     train_vocabulary: bool = False  # a trimmed run answers only with the ids it was trained over
-    # answers into a language of text.EXTRA_LETTERS use only a-z and its letters (README, Alphabet)
-    alphabet: bool = True
+    # answers into a language use only a-z and its letters: true = those of text.EXTRA_LETTERS
+    # (docs/evaluation.md, Alphabet); auto = those that >= text.MIN_LETTER_WORDS words of the
+    # language's side of task.train use; false = off
+    alphabet: bool | Literal["auto"] = True
     bootstrap: int = 1000  # paired bootstrap resamples for CIs and p-values
     baseline: str = "sft"  # every other system is tested for significance against this one
     comet_model: str | None = None  # COMET checkpoint path or hub id; --comet-model overrides
@@ -321,7 +323,8 @@ def load_recipe(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) 
     _resolve_paths(data, Path.cwd())
     cfg = build(RecipeConfig, data, where=str(path))
     _declare_files(cfg)
-    _given_as[cfg.name] = name_or_path
+    if not (path.parent / "run.json").is_file():  # a run's saved config.yaml is not how users name it
+        _given_as[cfg.name] = name_or_path
     return cfg
 
 

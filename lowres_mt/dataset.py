@@ -22,7 +22,13 @@ from pathlib import Path
 from lowres_mt.config import METHODS, RecipeConfig, dump_recipe
 from lowres_mt.data.budget import TokenCounter, fill_budget, sample_to_budget, token_counter
 from lowres_mt.data.guard import ContaminationGuard, guard_from_sets, protected_sets
-from lowres_mt.data.pools import CorpusStats, load_counted, load_general_pool, load_task_pool
+from lowres_mt.data.pools import (
+    CorpusStats,
+    check_pair_languages,
+    load_counted,
+    load_general_pool,
+    load_task_pool,
+)
 from lowres_mt.data.prompts import example_messages, style_for
 from lowres_mt.errors import UserError
 from lowres_mt.io import atomic_dir, check_replaceable, write_json, write_jsonl
@@ -79,6 +85,9 @@ def build_dataset(cfg: RecipeConfig, *, method: str, out_dir: Path, tokenizer=No
         stats[pair.corpus].used += 1
     evidence = _evidence(cfg, method, guard, count_tokens, pairs)
     task = task_examples(cfg, pairs, pair_tokens, method, evidence)
+    if not task:
+        raise UserError(f"0 task examples: no pair of {', '.join(cfg.task.train)} turns into the "
+                        f"recipe's directions {', '.join(cfg.directions)}; check `languages:` and `directions:`")
 
     general: list[tuple[Example, int]] = []
     if method.startswith("tell") and cfg.general.ratio > 0:
@@ -191,7 +200,11 @@ def dev_examples(cfg: RecipeConfig, method: str, rng: random.Random, evidence=No
         return []
     from lowres_mt.corpora import load_set
 
+    check_pair_languages(cfg.task.dev, "task.dev", cfg.languages)
     pairs = [p for p in load_set(cfg.task.dev) if isinstance(p, Pair)]
+    if not pairs or cfg.task.dev_size == 0:
+        raise UserError(f"task.dev '{cfg.task.dev}' gives 0 dev examples ({len(pairs)} pairs, "
+                        f"task.dev_size={cfg.task.dev_size}); name a dev set with pairs, or task.dev=null")
     style = style_for(method)
     out = []
     for direction in cfg.directions:
@@ -218,5 +231,20 @@ def write_outputs(cfg: RecipeConfig, report: BuildReport, train: list[Example], 
     with atomic_dir(report.out_dir, marker=OUTPUT_MARKER) as tmp:
         write_jsonl(tmp / "train.jsonl", (ex.to_json() for ex in train))
         write_jsonl(tmp / "dev.jsonl", (ex.to_json() for ex in dev))
-        write_json(tmp / "manifest.json", {"recipe": cfg.name, "seed": cfg.seed, **report.to_json()})
+        write_json(tmp / "manifest.json", {"recipe": cfg.name, "seed": cfg.seed, **report.to_json(),
+                                           "files": recipe_files(cfg)})
         (tmp / "config.yaml").write_text(dump_recipe(cfg), encoding="utf-8")
+
+
+def recipe_files(cfg: RecipeConfig) -> dict[str, list[dict]]:
+    """Every file of every set the recipe names, with its sha256 and size: what the run was built
+    from (a user's edited file shows here as a changed digest)."""
+    from lowres_mt.corpora import set_info
+    from lowres_mt.corpora.local import REF_KEYS
+
+    refs: list[str] = []
+    for section, key in REF_KEYS:
+        value = getattr(getattr(cfg, section), key)
+        refs += [value] if isinstance(value, str) else list(value or ())
+    return {ref: [{"path": f.path, "sha256": f.sha256, "size": f.size} for f in set_info(ref).files]
+            for ref in dict.fromkeys(refs)}

@@ -58,7 +58,9 @@ def corpora(monkeypatch):
 
     def set_info(ref):
         role = "general" if ref.startswith("gen") else "monolingual" if ref.startswith("mono") else "train"
-        return SimpleNamespace(ref=ref, role=role, files=(SimpleNamespace(path=f"{ref}.txt", sha256="0" * 64),))
+        languages = ("is",) if role == "monolingual" else ("en", "is")
+        return SimpleNamespace(ref=ref, role=role, languages=languages,
+                               files=(SimpleNamespace(path=f"{ref}.txt", sha256="0" * 64, size=0),))
 
     monkeypatch.setattr(lowres_mt.corpora, "load_set", load_set)
     monkeypatch.setattr(lowres_mt.corpora, "set_info", set_info)

@@ -24,7 +24,7 @@ app = typer.Typer(
 )
 
 
-COMMAND_MODULES = ("corpora", "recipes", "data", "train", "sweep", "select", "evaluate", "score", "translate", "serve")
+COMMAND_MODULES = ("init", "corpora", "recipes", "data", "train", "sweep", "select", "evaluate", "score", "translate", "serve")
 
 
 def _register() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from rich.table import Table
 
 from lowres_mt.cli.common import console
 from lowres_mt.config import load_recipe, runs_dir
+from lowres_mt.corpora import local
 
 
 def data(
@@ -37,7 +39,8 @@ def render_report(report) -> None:
                 "fragments", "near-copies", "wrong language", "used"):
         corpora.add_column(col, justify="left" if col == "corpus" else "right")
     for ref, s in report.corpora.items():
-        corpora.add_row(ref, *(str(v) for v in (s.read, s.too_long_or_short, s.duplicates, s.contaminated,
+        shown = os.path.relpath(ref) if local.is_path_ref(ref) else ref  # a user's file as they name it
+        corpora.add_row(shown, *(str(v) for v in (s.read, s.too_long_or_short, s.duplicates, s.contaminated,
                                                 s.bad_ratio, s.fragments, s.near_copies, s.wrong_language,
                                                 s.used)))
     console.print(corpora)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -20,8 +21,13 @@ def eval_cmd(
     overrides: list[str] = typer.Argument(None, help="KEY=VALUE overrides, e.g. eval.icl_k=8"),
     systems: list[str] = typer.Option(
         None, "--systems", "-s",
-        help="systems to run (repeat or comma-separate): tell, sft, icl, zero-shot, copy, apertium, "
-             "external, or a run folder name under runs/; default: the recipe's eval.systems"),
+        help="systems to run (repeat or comma-separate): tell, sft, tell+book, tell+context, "
+             "sft+context (trained runs), icl, icl-book, zero-shot, copy, apertium, external, "
+             "openai:<name>, or a run folder name under runs/; default: the recipe's eval.systems"),
+    tests: list[Path] = typer.Option(
+        None, "--test", "-t",
+        help="score these test files instead of eval.testsets (repeatable): TSV/CSV/JSONL pairs or an "
+             "aligned prefix, as in a recipe; both directions"),
     sample: int = typer.Option(None, "--sample", "-n", min=0,
                                help="sentences per test set and direction (0 = all); default eval.sample"),
     comet_model: str = typer.Option(None, "--comet-model",
@@ -35,7 +41,10 @@ def eval_cmd(
     from lowres_mt.evaluate.report import rich_table
     from lowres_mt.evaluate.runner import run_eval
 
-    cfg = load_recipe(recipe, overrides or [])
+    extra = list(overrides or [])
+    if tests:
+        extra.append("eval.testsets=" + json.dumps([str(path) for path in tests]))
+    cfg = load_recipe(recipe, extra)
     names = [n.strip() for item in (systems or []) for n in item.split(",") if n.strip()]
     outcome = run_eval(cfg, systems=names or None, sample=sample, comet_model=comet_model,
                        all_runs=all_runs, results_root=results, progress=True,

@@ -1,4 +1,4 @@
-"""`lowres-mt train RECIPE`: fine-tune the recipe's base model with LoRA (TELL or SFT).
+"""`lowres-mt train RECIPE`: fine-tune the recipe's base model (all weights or LoRA; TELL or SFT).
 
 Multi-process / multi-GPU: start the same command under accelerate or torchrun, e.g.
 `accelerate launch --multi_gpu --num_processes 4 -m lowres_mt train en-is` on GPUs, or
@@ -22,7 +22,8 @@ def train_cmd(
     resume: bool = typer.Option(False, "--resume", help="continue from the run's last checkpoint"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show the progress bar"),
 ) -> None:
-    """Train a LoRA adapter into runs/<name>/ (data is built first when missing)."""
+    """Fine-tune the base model into runs/<name>/: every weight, or a LoRA adapter when the recipe
+    has a `lora:` block (data is built first when missing)."""
     from lowres_mt.config import load_recipe, runs_dir
     from lowres_mt.train import rundir
     from lowres_mt.train.loop import train

@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from lowres_mt.cli.common import console, err_console
 from lowres_mt.errors import UserError
-from lowres_mt.io import decode_text, read_text
+from lowres_mt.io import decode_text, read_text, write_text
 
 
 def register(app: typer.Typer) -> None:
@@ -24,6 +24,8 @@ def translate_cmd(
     src: str = typer.Option(..., "--from", help="source language code, e.g. en"),
     tgt: str = typer.Option(..., "--to", help="target language code, e.g. is"),
     input_file: Path = typer.Option(None, "--input", "-i", help="file with one segment per line"),
+    output_file: Path = typer.Option(None, "--output", "-o",
+                                     help="write the translations to this file (atomically) instead of stdout"),
     batch_size: int = typer.Option(32, "--batch-size", min=1,
                                    help="sentences decoded together; output is written a batch at a time"),
     max_new_tokens: int = typer.Option(256, "--max-new-tokens", min=1, help="longest answer, in tokens"),
@@ -43,6 +45,8 @@ def translate_cmd(
         raise UserError("give either --run or --base-model, not both (a run knows its base model)")
     if input_file is not None and not input_file.is_file():
         raise UserError(f"--input {input_file}: no such file")
+    if output_file is not None and input_file is not None and output_file.resolve() == input_file.resolve():
+        raise UserError(f"--output {output_file} is the --input file; write the translations elsewhere")
     segments = _batch_segments(text, input_file)
     if segments is not None:
         segment_pieces(segments)  # a sentence too long to translate is refused before loading anything
@@ -51,6 +55,11 @@ def translate_cmd(
                                  direction=(src, tgt), progress=False)
     if segments is None:
         _interactive(translator, src, tgt)
+        return
+    if output_file is not None:
+        lines = list(translator.stream(segments, src, tgt, chunk=batch_size))
+        write_text(output_file, "".join(line + "\n" for line in lines))
+        err_console.print(f"{len(lines)} lines → {output_file}", highlight=False)
         return
     for line in translator.stream(segments, src, tgt, chunk=batch_size):
         sys.stdout.write(line + "\n")

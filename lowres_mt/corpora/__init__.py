@@ -1,8 +1,9 @@
 """Corpora: declarative manifests (corpora/*.yaml), verified fetching, and readers into records.
 
-A set is named by a ref "corpus:set" (e.g. "flores200:devtest"). `load_set(ref)` fetches and
-verifies the set's files as needed and returns its records; `set_info(ref)` describes it without
-reading any data.
+A set is named by a ref "corpus:set" (e.g. "flores200:devtest"), or by a path to a user's own
+file that a recipe declared (`lowres_mt.corpora.local`). `load_set(ref)` fetches and verifies the
+set's files as needed and returns its records; `set_info(ref)` describes it without reading any
+data (a local file is hashed, not read).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from lowres_mt.corpora import local
 from lowres_mt.corpora.fetch import cache_dir, fetch_file, mirror_dir
 from lowres_mt.corpora.manifest import FileEntry, Manifest, SetSpec, list_manifests, load_manifest
 from lowres_mt.corpora.readers import READERS, Source
@@ -58,6 +60,8 @@ def parse_ref(ref: str) -> tuple[str, str]:
 
 def set_info(ref: str) -> SetInfo:
     """Describe a set (role, format, languages, directions, license, files) without reading it."""
+    if local.is_path_ref(ref):
+        return _local_info(ref)
     corpus, name = parse_ref(ref)
     manifest = load_manifest(corpus)
     return _info(manifest, name, manifest.set_spec(name))
@@ -65,6 +69,10 @@ def set_info(ref: str) -> SetInfo:
 
 def read_set(ref: str) -> SetData:
     """Fetch (and verify) a set's files and read them, keeping the reader's skip counts."""
+    if local.is_path_ref(ref):
+        info = _local_info(ref)
+        records, skipped = local.read(ref)
+        return SetData(info, records, skipped)
     corpus, name = parse_ref(ref)
     manifest = load_manifest(corpus)
     spec = manifest.set_spec(name)
@@ -94,3 +102,12 @@ def _info(manifest: Manifest, name: str, spec: SetSpec) -> SetInfo:
         files=tuple(manifest.file(path) for path in spec.files),
         options=dict(spec.options),
     )
+
+
+def _local_info(ref: str) -> SetInfo:
+    languages = local.languages_of(ref)
+    a, b = (languages * 2)[:2]
+    directions = (f"{a}-{b}", f"{b}-{a}") if len(languages) == 2 else ()
+    return SetInfo(ref=ref, corpus=ref, name=ref, role=local.role_of(ref), format=local.format_of(ref),
+                   languages=languages, directions=directions, license="local",
+                   files=local.file_entries(ref))

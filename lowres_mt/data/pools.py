@@ -40,7 +40,19 @@ def load_counted(ref: str, kind: type, key: str, what: str, stats: dict[str, Cor
     entry.read = len(records)
     if any(not isinstance(r, kind) for r in records):
         raise UserError(f"{key} set '{ref}' holds no {what} (its role is {info.role})")
+    if not records:
+        raise UserError(f"{key} set '{ref}' holds no {what}; check the file and its format")
     return records, entry
+
+
+def check_pair_languages(ref: str, key: str, languages: tuple[str, ...]) -> None:
+    """A pair set must hold the recipe's two languages: otherwise it would give 0 examples."""
+    from lowres_mt.corpora import set_info
+
+    held = set_info(ref).languages
+    if set(held) != set(languages):
+        raise UserError(f"{key} set '{ref}' holds {'-'.join(held)} pairs, but the recipe translates "
+                        f"{'-'.join(languages)}; fix the recipe's `languages:` or name another set")
 
 
 def load_task_pool(cfg: RecipeConfig, guard: ContaminationGuard, stats: dict[str, CorpusStats],
@@ -53,6 +65,7 @@ def load_task_pool(cfg: RecipeConfig, guard: ContaminationGuard, stats: dict[str
     pool: list[Pair] = []
     seen: set[tuple[str, str]] = set()
     for ref in cfg.task.train:
+        check_pair_languages(ref, "task.train", cfg.languages)
         records, entry = load_counted(ref, Pair, "task.train", "sentence pairs", stats)
         kept: list[Pair] = []
         for record in records:

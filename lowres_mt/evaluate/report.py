@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from lowres_mt.config import RecipeConfig
+from lowres_mt.config import RecipeConfig, recipe_arg
 from lowres_mt.evaluate.comet import NO_COMET
 from lowres_mt.evaluate.metrics import METRIC_NAMES
 from lowres_mt.evaluate.plots import group_key, plot_chrf, plot_data_efficiency
@@ -121,9 +121,14 @@ def detail_rows(group: list[dict], order: list[str]) -> list[list[str]]:
     return rows
 
 
-def _alphabet_note(cfg: RecipeConfig) -> str:
-    letters = {lang: alphabet_letters(lang) for lang in cfg.languages}
-    return "".join(f", answers into {lang} written with a–z and {extra} only" for lang, extra in letters.items() if extra)
+def _alphabet_note(cfg: RecipeConfig, results: list[dict]) -> str:
+    if cfg.eval.alphabet == "auto":  # learned from task.train: the letters each result was decoded with
+        learned = {r["tgt_lang"]: r.get("decode", {}).get("alphabet") for r in results if "tgt_lang" in r}
+        letters = {lang: learned.get(lang) for lang in cfg.languages}
+    else:
+        letters = {lang: alphabet_letters(lang) for lang in cfg.languages}
+    return "".join(f", answers into {lang} written with a–z{f' and {extra}' if extra else ''} only"
+                   for lang, extra in letters.items() if extra is not None)
 
 
 def render_markdown(results: list[dict], notes: list[str], cfg: RecipeConfig,
@@ -134,7 +139,7 @@ def render_markdown(results: list[dict], notes: list[str], cfg: RecipeConfig,
         r["_baseline"] = r["system"] == baseline
     n = sorted({r["n"] for r in results})
     commands = list(dict.fromkeys(r["command"] for r in results if r.get("command"))) or [
-        command or f"lowres-mt eval {cfg.name}"]
+        command or f"lowres-mt eval {recipe_arg(cfg)}"]
     lines = [f"# Evaluation: {cfg.name}", "",
              "Every result stored under this folder, produced by:", "",
              *(f"    {c}" for c in commands), "",
@@ -146,7 +151,7 @@ def render_markdown(results: list[dict], notes: list[str], cfg: RecipeConfig,
              f"{f', no repeated {cfg.eval.no_repeat_ngram}-gram' if cfg.eval.no_repeat_ngram else ''}"
              f"{f', repetition penalty {cfg.eval.repetition_penalty}' if cfg.eval.repetition_penalty != 1 else ''}"
              f"{', adapters limited to their training vocabulary' if cfg.eval.train_vocabulary else ''}"
-             f"{_alphabet_note(cfg) if cfg.eval.alphabet else ''}"
+             f"{_alphabet_note(cfg, results) if cfg.eval.alphabet else ''}"
              ". Scores are corpus-level with 95% bootstrap "
              f"confidence intervals (± half-width).", ""]
     guard = {r["direction"]: r["guard_dropped"] for r in results if r.get("guard_dropped") is not None}

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from lowres_mt.config import RecipeConfig, runs_dir
+from lowres_mt.config import RecipeConfig, recipe_arg, runs_dir
+from lowres_mt.data.pools import check_pair_languages
 from lowres_mt.errors import UserError
 from lowres_mt.evaluate import cache, metrics, rates
 from lowres_mt.evaluate.comet import NO_COMET
@@ -65,9 +66,11 @@ def sample_testsets(cfg: RecipeConfig, size: int) -> dict[tuple[str, str], list[
     from lowres_mt import corpora
 
     if not cfg.eval.testsets:
-        raise UserError(f"recipe '{cfg.name}' lists no eval.testsets; add some (e.g. flores200:devtest)")
+        raise UserError(f"recipe '{recipe_arg(cfg)}' lists no eval.testsets; add some (e.g. "
+                        "flores200:devtest), or pass --test FILE")
     out = {}
     for ref in cfg.eval.testsets:
+        check_pair_languages(ref, "eval.testsets", cfg.languages)
         pairs = [p for p in corpora.load_set(ref) if isinstance(p, Pair)]
         if not pairs:
             raise UserError(f"test set {ref} has no sentence pairs; check eval.testsets")
@@ -113,7 +116,7 @@ def run_eval(cfg: RecipeConfig, *, systems: list[str] | None = None, sample: int
     unidentified = unavailable_note(pairs[0].tgt_lang for pairs in samples.values() if pairs)
     if unidentified:
         notes.append(f"{unidentified}: answers into it get no off-target rate")
-    settings = DecodeSettings.from_config(cfg.eval)
+    settings = DecodeSettings.for_recipe(cfg)
     maker = maker or HypothesisMaker(cfg, settings, progress=progress, console=console)
     scorer = _Scorer(comet_model or cfg.eval.comet_model)
     outcome = EvalOutcome([], notes, root / "REPORT.md")
@@ -121,7 +124,7 @@ def run_eval(cfg: RecipeConfig, *, systems: list[str] | None = None, sample: int
         for job in jobs:
             try:
                 result, generated = _evaluate(job, cfg, settings, maker, scorer, root, size)
-                result["command"] = command or result.get("command") or f"lowres-mt eval {cfg.name}"
+                result["command"] = command or result.get("command") or f"lowres-mt eval {recipe_arg(cfg)}"
             except UserError as err:
                 if not job.system.optional:
                     raise
@@ -151,7 +154,7 @@ def run_eval(cfg: RecipeConfig, *, systems: list[str] | None = None, sample: int
     for result in {r["path"]: r for r in [*outcome.results, *changed]}.values():
         write_json(root / result["path"], result)
     outcome.plots = write_report(root, list(stored.values()), notes, cfg,
-                                 command or f"lowres-mt eval {cfg.name}")
+                                 command or f"lowres-mt eval {recipe_arg(cfg)}")
     outcome.seconds = time.perf_counter() - started
     return outcome
 
@@ -188,7 +191,7 @@ def _evaluate(job: Job, cfg: RecipeConfig, settings: DecodeSettings, maker: Hypo
                    "no_repeat_ngram": settings.no_repeat_ngram, "repetition_penalty": settings.repetition_penalty,
                    **({"train_vocabulary": True} if settings.train_vocabulary and system.run else {}),
                    **({"alphabet": letters} if (letters := alphabet_letters(job.pairs[0].tgt_lang,
-                                                                             settings.alphabet)) else {})},
+                                                                             settings.alphabet)) is not None else {})},
         "scores": scores, "significance": old.get("significance") if reuse else None,
         "off_target": rates.off_target(hyps, job.pairs[0].tgt_lang),
         "copies": rates.copies([p.src for p in job.pairs], hyps),

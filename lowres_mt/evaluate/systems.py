@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from lowres_mt.config import METHODS, RecipeConfig
+from lowres_mt.config import METHODS, RecipeConfig, recipe_arg
 from lowres_mt.data.prompts import style_for
 from lowres_mt.errors import UserError
 from lowres_mt.evaluate.outside import (
@@ -289,7 +289,7 @@ def resolve_systems(cfg: RecipeConfig, names: Sequence[str], runs: Path, *,
             raise UserError(f"unknown system '{name}': use {', '.join((*BUILTIN, *METHODS))} or the "
                             f"name of a run folder under {runs}")
         if not Run(run, {}).adapter_config.is_file():  # not trained (yet)
-            how = f" (train it: lowres-mt train {cfg.name} --method {name})" if method else ""
+            how = f" (train it: lowres-mt train {recipe_arg(cfg)} --method {name})" if method else ""
             notes.append(f"{name}: skipped — no trained run with an adapter at {run}{how}")
             continue
         systems.append(adapter_system(name, run))  # a damaged run is an error, not a note

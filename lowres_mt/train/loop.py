@@ -108,14 +108,14 @@ def train(cfg: RecipeConfig, *, run_dir: Path, resume: bool = False, progress: b
                     "micro_batches_per_epoch": len(stream.plan(0)),
                     "train": train_stats.as_dict(), "dev": prep.dev_stats.as_dict()})
 
-    def evaluate(step: int) -> dict:
+    def evaluate(step: int, chrf: bool = True) -> dict:
         total_loss, count = dev_loss(acc.unwrap_model(module), dev_ex, batch_tokens=tc.batch_tokens,
                                      row_tokens=tc.max_length, pad_id=pad_id, rank=acc.process_index,
                                      processes=acc.num_processes, device=acc.device)
         sums = acc.reduce(torch.tensor([total_loss, count], dtype=torch.float64, device=acc.device), "sum")
         event = {"event": "eval", "step": step,
                  "dev_loss": round(sums[0].item() / sums[1].item(), 4) if sums[1] > 0 else None}
-        if main and samples:
+        if main and samples and chrf:
             max_new = min(cfg.eval.max_new_tokens, 8 + 2 * max(len(tokenizer(s.tgt)["input_ids"]) for s in samples))
             scores = dev_chrf(translator, samples, max_new)
             for row in scores.pop("translations"):
@@ -162,7 +162,7 @@ def train(cfg: RecipeConfig, *, run_dir: Path, resume: bool = False, progress: b
                                 "grad_norm": round(norm, 4) if norm is not None else None})
                 bar.update(task, completed=done, loss=f"{loss:.3f}", speed=f"{train_tokens / train_time:.0f} tok/s")
                 if (tc.eval_every > 0 and done % tc.eval_every == 0) or done == total:
-                    last = evaluate(done)
+                    last = evaluate(done, chrf=tc.eval_every > 0)  # 0: dev loss at the end, no dev chrF
                 if tc.save_every > 0 and done % tc.save_every == 0 and done < total:
                     save(done)
         except KeyboardInterrupt:

@@ -82,8 +82,8 @@ def toy_corpora(monkeypatch):
         if ref not in sets:
             raise UserError(f"unknown set {ref}")
         return SimpleNamespace(ref=ref, role="general" if ref.startswith("gen") else "train",
-                               directions=("en-is", "is-en"),
-                               files=(SimpleNamespace(path=f"{ref}.txt", sha256="0" * 64),))
+                               directions=("en-is", "is-en"), languages=("en", "is"),
+                               files=(SimpleNamespace(path=f"{ref}.txt", sha256="0" * 64, size=0),))
 
     monkeypatch.setattr(lowres_mt.corpora, "load_set", load_set)
     monkeypatch.setattr(lowres_mt.corpora, "set_info", set_info)
@@ -99,7 +99,7 @@ def toy_recipe(tmp_path, tiny_model_dir, monkeypatch):
         "task": {"train": ["toy:train"], "dev": "toy:dev", "guard": ["toy:test"], "tokens": 300, "dev_size": 4},
         "general": {"corpora": ["gen:a"], "ratio": 1.0, "max_tokens": 64},
         "mono": {"corpora": []},
-        "train": {"max_steps": 3, "batch_tokens": 192, "max_length": 96, "eval_every": 0, "save_every": 1,
+        "train": {"max_steps": 3, "batch_tokens": 192, "max_length": 96, "eval_every": 3, "save_every": 1,
                   "dev_chrf_size": 2, "lr": 5e-3, "threads": 1, "warmup_ratio": 0.0, "dtype": "float32"},
         "lora": {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]},
         "eval": {"max_new_tokens": 6, "batch_size": 4, "bootstrap": 20, "testsets": ["toy:test"]}}),

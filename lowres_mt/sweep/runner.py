@@ -57,6 +57,10 @@ def run_sweep(plan: SweepPlan, *, progress: bool = True, console: Console | None
         raise UserError(f"--select {plan.select}: not a sweep axis; give it values, e.g. {plan.select}=1,2")
     runs = plan.runs
     configs = {run.name: plan.config(run) for run in runs}  # every override is checked before training
+    for name, cfg in configs.items():
+        if cfg.train.eval_every == 0:
+            raise UserError(f"{name}: train.eval_every=0 measures no dev chrF, which a sweep selects on; "
+                            "set it above 0 (a value at or past the last step evaluates once, at the end)")
     _train_all(plan, runs, configs, progress=progress, console=console)
     if not _is_main():
         return []

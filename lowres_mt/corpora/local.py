@@ -113,6 +113,7 @@ def role_of(ref: str) -> str:
 def languages_of(ref: str) -> tuple[str, ...]:
     """The set's languages, in the order its records hold them."""
     local = spec(ref)
+    files_of(ref)  # a missing file is named before anything reads it
     if local.kind == "text":
         return (_text_language(Path(ref), local.languages),)
     if local.kind == "sections":

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Mapping
+
+from lowres_mt.records import Pair
 
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
@@ -15,14 +19,42 @@ def normalize(text: str) -> str:
 
 
 # Letters beyond a–z that a language's own words are written with. An answer into a language listed
-# here may use only a–z and these (`eval.alphabet`): a small model that half-knows Icelandic
+# here may use only a–z and these (`eval.alphabet: true`): a small model that half-knows Icelandic
 # otherwise borrows Danish/Norwegian/Swedish spellings (å, ø, ä), which Icelandic never uses.
 EXTRA_LETTERS = {"is": "áðéíóúýþæö"}
+# `eval.alphabet: auto` learns a letter from the training pairs once this many distinct words use
+# it, so one stray loanword ("smörgåsbord") does not open the alphabet
+MIN_LETTER_WORDS = 3
+_LETTER_RUN = re.compile(r"[^\W\d_]+")
 
 
-def alphabet_letters(lang: str | None, enabled: bool = True) -> str | None:
-    """The letters beyond a–z that answers into `lang` may use, or None where nothing is limited."""
-    return EXTRA_LETTERS.get(lang or "") if enabled else None
+def alphabet_letters(lang: str | None, table: Mapping[str, str] | bool = True) -> str | None:
+    """The letters beyond a–z that answers into `lang` may use, or None where nothing is limited.
+    `table` maps languages to their letters (`learn_alphabets`); True stands for EXTRA_LETTERS,
+    False for no limit."""
+    if isinstance(table, bool):
+        table = EXTRA_LETTERS if table else {}
+    return table.get(lang or "")
+
+
+def learn_letters(texts: Iterable[str], min_words: int = MIN_LETTER_WORDS) -> str:
+    """The lower-case letters beyond a–z that at least `min_words` distinct words of `texts` use,
+    in code-point order: "Góðan daginn" × 3 words of each letter → "ðó"."""
+    words = {w for text in texts for w in _LETTER_RUN.findall(unicodedata.normalize("NFC", text).lower())}
+    uses = Counter(c for word in words for c in set(word) if c.isalpha() and not "a" <= c <= "z")
+    return "".join(sorted(c for c, n in uses.items() if n >= min_words))
+
+
+def learn_alphabets(pairs: Iterable[Pair], languages: Iterable[str],
+                    min_words: int = MIN_LETTER_WORDS) -> dict[str, str]:
+    """For each of `languages` that some side of `pairs` is written in, the letters beyond a–z its
+    sides use (`learn_letters`): the table `alphabet_letters` reads for `eval.alphabet: auto`."""
+    texts: dict[str, list[str]] = {lang: [] for lang in languages}
+    for pair in pairs:
+        for text, lang in ((pair.src, pair.src_lang), (pair.tgt, pair.tgt_lang)):
+            if lang in texts:
+                texts[lang].append(text)
+    return {lang: learn_letters(found, min_words) for lang, found in texts.items() if found}
 
 
 def repeated_tail(text: str, times: int, longest: int = 24) -> int | None:

@@ -63,11 +63,16 @@ def _coerce(tp: Any, value: Any, *, where: str, key: str) -> Any:
         if value is None and type(None) in args:
             return None
         errors = []
-        for arg in (a for a in args if a is not type(None)):
+        options = [a for a in args if a is not type(None)]
+        for arg in options:
             try:
                 return _coerce(arg, value, where=where, key=key)
             except UserError as err:
                 errors.append(err)
+        if len(errors) > 1:  # bool | Literal["auto"]: name every choice
+            choices = " or ".join(" or ".join(map(repr, typing.get_args(a))) if typing.get_origin(a) is Literal
+                                  else getattr(a, "__name__", str(a)) for a in options)
+            raise UserError(f"{where}: '{key}' must be {choices}, got {_kind(value)} {value!r}")
         raise errors[0]
     if origin is Literal:
         if value not in args:

@@ -45,6 +45,8 @@ def test_extends_merges_and_child_wins(recipe_dir):
         ("general.ratio=0", lambda c: c.general.ratio == 0.0),
         ("lora.r=4", lambda c: c.lora == {"r": 4}),  # en-is says lora: null; a dotted key starts a block
         ("lora=null", lambda c: c.lora is None),
+        ("eval.alphabet=auto", lambda c: c.eval.alphabet == "auto"),
+        ("eval.alphabet=false", lambda c: c.eval.alphabet is False),
     ],
 )
 def test_dotted_overrides(override, check):
@@ -61,6 +63,7 @@ def test_dotted_overrides(override, check):
         ("languages: [en, is]\n", "missing required key 'name'"),
         ("name: b\nlanguages: [en, is]\ntask: [1, 2]\n", "'task' must be a mapping"),
         ("name: b\n  languages: [en\n", "invalid YAML"),
+        ("name: b\nlanguages: [en, is]\neval:\n  alphabet: Auto\n", "'eval.alphabet' must be bool or 'auto', got str"),
     ],
 )
 def test_validation_errors_name_key_and_file(recipe_dir, body, message):

@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from lowres_mt.config import EvalConfig, RecipeConfig
 from lowres_mt.evaluate.plots import efficiency_points, plot_data_efficiency
 from lowres_mt.evaluate.report import (
@@ -136,3 +138,17 @@ def test_recipe_published_rows_load_and_reject_bad_entries(tmp_path):
     bad.write_text(f"extends: {recipes / 'en-kgv.yaml'}\n" "eval:\n  published:\n    - {system: x, testset: t, direction: en-kgv}\n")
     with pytest.raises(UserError, match="published\\[0\\].metric"):
         load_recipe(str(bad))
+
+
+@pytest.mark.parametrize(("alphabet", "decode", "note"), [
+    (True, {}, ", answers into is written with a–z and áðéíóúýþæö only."),  # the shipped table, as before
+    ("auto", {"en-is": "ðó", "is-en": ""}, ", answers into en written with a–z only, answers into is written "
+                                            "with a–z and ðó only."),  # what each result was decoded with
+    (False, {}, "≤ 128 new tokens, loop stop"),
+])
+def test_header_names_the_alphabet_answers_were_written_in(alphabet, decode, note):
+    cfg = RecipeConfig(name="en-is", languages=("en", "is"), eval=EvalConfig(alphabet=alphabet))
+    results = [{**result("sft", "adapter", 35.0, direction=d, method="sft"), "tgt_lang": d[-2:],
+                "decode": {"alphabet": letters}} for d, letters in decode.items()] or RESULTS
+    md = render_markdown(results, [], cfg, [])
+    assert note in md and (alphabet is not False or "a–z" not in md)

@@ -36,6 +36,10 @@ SETS = {
     "toy:wmt-systems": ([SystemOutput(name, f"{name} {t}", "en", "is", "toy:wmt-systems", str(i))
                          for name in ("SysA", "SysB") for i, (_, t) in enumerate(WMT)], ("en-is",)),
     "toy:train": (_pairs(POOL, "toy:train"), ("en-is", "is-en")),
+    "toy:learn": (_pairs([("The sun shines.", "Sólin skín."), ("She is tired.", "Hún er þreytt."),
+                          ("We go home.", "Við förum heim."), ("The house is big.", "Húsið er stórt."),
+                          ("Good day.", "Góðan dag."), ("A small bird.", "Lítill fugl."),
+                          ("The ship sails.", "Skipið siglir.")], "toy:learn"), ("en-is", "is-en")),
     "toy:fo": ([Pair(s, t, "en", "fo", "toy:fo", str(i)) for i, (s, t) in enumerate(
         [("Good morning.", "Góðan morgun."), ("Thank you.", "Takk fyri."), ("Yes.", "Ja.")])], ("en-fo", "fo-en")),
 }
@@ -224,6 +228,18 @@ def test_a_target_language_without_language_id_is_a_note(tmp_path, fake_corpora,
     assert (f"- {note}" in report) if note else "language ID not available" not in report
     assert {r["direction"]: r["off_target"] is None for r in out.results} == {
         f"{languages[0]}-{languages[1]}": note is not None, f"{languages[1]}-{languages[0]}": False}
+
+
+def test_auto_alphabet_is_learned_from_task_train_and_reported(tmp_path, fake_corpora, tiny_tokenizer):
+    cfg = RecipeConfig(name="toy", languages=("en", "is"), task=TaskConfig(train=("toy:learn",)),
+                       eval=EvalConfig(systems=("copy",), testsets=("toy:test",), sample=3, bootstrap=50,
+                                       alphabet="auto"))
+    out = run_eval(cfg, results_root=tmp_path, runs_root=tmp_path, maker=_maker(cfg, tiny_tokenizer),
+                   progress=False)
+    # ð and ó are in 3+ words of the Icelandic side; ú, í in 2, þ, ö in 1; English has none
+    assert {r["direction"]: r["decode"]["alphabet"] for r in out.results} == {"en-is": "ðó", "is-en": ""}
+    report = (tmp_path / "toy" / "REPORT.md").read_text(encoding="utf-8")
+    assert "answers into en written with a–z only, answers into is written with a–z and ðó only" in report
 
 
 def test_a_new_baseline_output_refreshes_the_stored_p_values_of_the_others(tmp_path, fake_corpora,

@@ -404,3 +404,13 @@ def test_answers_into_icelandic_use_only_its_alphabet(model, tokenizer, num_beam
     off = Engine(model, tokenizer, DecodeSettings(batch_size=4, max_new_tokens=10, alphabet=False), progress=False)
     off.tables.texts = eng.tables.texts
     assert off.allowed("is") is None
+
+
+def test_a_learned_alphabet_limits_each_language_to_its_own_letters(model, tokenizer):
+    eng = engine(model, tokenizer, 4, alphabet={"fo": "å", "en": ""})  # eval.alphabet: auto
+    eng.tables.texts = ["på" if i % 2 else "pa" for i in range(eng.size)]
+    english = set(eng.allowed("en").tolist())  # "": a-z only
+    assert english == {i for i in range(eng.size) if i % 2 == 0} | set(eng.stop_ids)
+    assert eng.allowed(None) is None  # asked after "": no limit is not a-z only
+    assert eng.allowed("fo") is None  # å is a letter of fo
+    assert eng.allowed("is") is None  # the learned table, not text.EXTRA_LETTERS

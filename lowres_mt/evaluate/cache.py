@@ -43,7 +43,7 @@ def generation_key(system: System, cfg: RecipeConfig, settings: DecodeSettings, 
     }
     parts.update(system.cache_parts(cfg, settings))
     letters = alphabet_letters(direction.split("-")[-1], settings.alphabet)
-    if letters:  # only where it limits anything: other caches stay valid
+    if letters is not None:  # only where it limits anything: other caches stay valid
         parts["alphabet"] = letters
     return digest(parts)
 

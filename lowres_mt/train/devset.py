@@ -110,7 +110,8 @@ class Translator:
     @torch.no_grad()
     def translate(self, samples: Sequence[DevSample], max_new_tokens: int) -> list[str]:
         """Greedy translations with evaluation's decoder and settings (`eval:` of the recipe)."""
-        settings = DecodeSettings.from_config(self.cfg.eval, max_new_tokens=max_new_tokens)
+        # no alphabet limit here (greedy_decode below takes none), so `eval.alphabet: auto` is not learned
+        settings = DecodeSettings.from_config(self.cfg.eval, max_new_tokens=max_new_tokens, alphabet=False)
         if self._tables is None:
             tables = StopTables(self.tokenizer)
             self._tables = tables.subset(self.new_to_old) if self.new_to_old is not None else tables

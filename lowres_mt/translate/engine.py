@@ -28,11 +28,12 @@ from transformers import (
     StoppingCriteriaList,
 )
 
-from lowres_mt.config import AnchorConfig, EvalConfig
+from lowres_mt.config import AnchorConfig, EvalConfig, RecipeConfig
 from lowres_mt.data.prompts import END_OF_TURN_TOKENS, parse_response, prompt_messages
+from lowres_mt.errors import UserError
 from lowres_mt.progress import bar as progress_bar
 from lowres_mt.records import Pair
-from lowres_mt.text import alphabet_letters, drop_repeated_tail, fits_alphabet
+from lowres_mt.text import alphabet_letters, drop_repeated_tail, fits_alphabet, learn_alphabets
 from lowres_mt.translate.greedy import StopTables, greedy_decode, is_looping
 
 # bump when generation or parsing changes in a way that changes outputs (part of every cache key)
@@ -53,14 +54,25 @@ class DecodeSettings:
     # `generate`, which also counts the prompt's tokens
     no_repeat_ngram: int = EvalConfig.no_repeat_ngram  # 0 = off
     repetition_penalty: float = EvalConfig.repetition_penalty  # 1 = off
-    alphabet: bool = EvalConfig.alphabet  # answers into a language of text.EXTRA_LETTERS use only its letters
+    # answers into a language use only a-z and its letters (`text.alphabet_letters`): a mapping
+    # language → letters, True for text.EXTRA_LETTERS, False for no limit
+    alphabet: Mapping[str, str] | bool = True
 
     @classmethod
     def from_config(cls, ev: EvalConfig, **overrides) -> DecodeSettings:
-        """The decoding a recipe's `eval:` section asks for (`overrides` win)."""
+        """The decoding a recipe's `eval:` section asks for (`overrides` win). `eval.alphabet: auto`
+        needs the recipe's training pairs: use `for_recipe`, or give `alphabet=`."""
+        alphabet = overrides.pop("alphabet", ev.alphabet)
+        if alphabet == "auto":
+            raise ValueError("eval.alphabet: auto is learned from the recipe: use DecodeSettings.for_recipe")
         settings = cls(ev.batch_size, ev.max_new_tokens, ev.num_beams, ev.stop_repeats, ev.train_vocabulary,
-                       ev.no_repeat_ngram, ev.repetition_penalty, ev.alphabet)
+                       ev.no_repeat_ngram, ev.repetition_penalty, alphabet)
         return dataclasses.replace(settings, **overrides)
+
+    @classmethod
+    def for_recipe(cls, cfg: RecipeConfig, **overrides) -> DecodeSettings:
+        """`from_config` of the recipe's `eval:`, its alphabet learned where it says `auto`."""
+        return cls.from_config(cfg.eval, **{"alphabet": recipe_alphabet(cfg), **overrides})
 
     def processors(self) -> LogitsProcessorList:
         out = LogitsProcessorList()
@@ -69,6 +81,23 @@ class DecodeSettings:
         if self.no_repeat_ngram > 0:
             out.append(NoRepeatNGramLogitsProcessor(self.no_repeat_ngram))
         return out
+
+
+def recipe_alphabet(cfg: RecipeConfig) -> Mapping[str, str] | bool:
+    """`DecodeSettings.alphabet` for a recipe: `eval.alphabet` true or false as it is; auto → the
+    letters each language's side of the `task.train` pairs uses (`text.learn_alphabets`)."""
+    if cfg.eval.alphabet != "auto":
+        return cfg.eval.alphabet
+    from lowres_mt import corpora
+
+    if not cfg.task.train:
+        raise UserError("eval.alphabet: auto learns each language's letters from task.train, which is "
+                        "empty; name training pairs, or set eval.alphabet to true or false")
+    try:
+        pairs = [r for ref in cfg.task.train for r in corpora.load_set(ref) if isinstance(r, Pair)]
+    except UserError as err:
+        raise UserError(f"eval.alphabet: auto reads task.train: {err}") from None
+    return learn_alphabets(pairs, cfg.languages)
 
 
 def build_prompt(tokenizer, messages, prefix: str = "") -> str:
@@ -160,7 +189,7 @@ class Engine:
         self.tables = StopTables(tokenizer, size)
         self.size = size
         self.vocabulary = None if vocabulary is None else sorted({*vocabulary, *self.stop_ids})
-        self._allowed: dict[str, torch.Tensor | None] = {}
+        self._allowed: dict[str | None, torch.Tensor | None] = {}
         self.config = GenerationConfig(
             max_new_tokens=settings.max_new_tokens, do_sample=False, num_beams=settings.num_beams,
             eos_token_id=self.stop_ids, pad_token_id=self.pad_id, bos_token_id=tokenizer.bos_token_id,
@@ -171,10 +200,9 @@ class Engine:
     def allowed(self, tgt_lang: str | None = None) -> torch.Tensor | None:
         """The ids an answer into `tgt_lang` may use (ascending), or None for all: the run's
         training vocabulary when given, and only tokens written in the language's alphabet when
-        `settings.alphabet` and the language is in text.EXTRA_LETTERS."""
+        `settings.alphabet` names letters for the language (a–z only where they are "")."""
         extra = alphabet_letters(tgt_lang, self.settings.alphabet)
-        key = extra or ""
-        if key not in self._allowed:
+        if extra not in self._allowed:
             keep = torch.ones(self.size, dtype=torch.bool)
             if self.vocabulary is not None:
                 keep[:] = False
@@ -182,8 +210,8 @@ class Engine:
             if extra is not None:
                 keep &= torch.tensor([fits_alphabet(t, extra) for t in self.tables.texts])
                 keep[self.stop_ids] = True
-            self._allowed[key] = None if bool(keep.all()) else keep.nonzero().squeeze(1)
-        return self._allowed[key]
+            self._allowed[extra] = None if bool(keep.all()) else keep.nonzero().squeeze(1)
+        return self._allowed[extra]
 
     def complete(self, prompts: Sequence[str], description: str = "generating",
                  tgt_lang: str | None = None) -> list[str]:

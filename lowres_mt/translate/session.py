@@ -4,6 +4,7 @@ run or bare base model loaded with its prompt style and directions."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -16,7 +17,7 @@ from lowres_mt.errors import UserError
 from lowres_mt.languages import language_name
 from lowres_mt.progress import bar as progress_bar
 from lowres_mt.run import Run
-from lowres_mt.translate.engine import DecodeSettings, Engine, merge_lora
+from lowres_mt.translate.engine import DecodeSettings, Engine, merge_lora, recipe_alphabet
 
 SPLIT_CHARS = 200  # segments longer than this are translated sentence by sentence
 MAX_SENTENCE_CHARS = 2000  # a longer sentence is refused: its prompt would not fit in memory
@@ -141,6 +142,7 @@ def open_translator(run: Path | None = None, base_model: str | None = None,
         translator.check(*direction)
     vocabulary = None
     if run is not None:
+        settings = dataclasses.replace(settings, alphabet=recipe_alphabet(cfg))  # the run's eval.alphabet
         model, tokenizer, _ = models.load_run(opened)
         model = merge_lora(model)
         vocabulary = opened.vocabulary if settings.train_vocabulary else None

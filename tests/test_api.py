@@ -1,24 +1,30 @@
-"""The OpenAI-compatible server and client: shapes and errors on loopback, retries, a server that
-is down, and `lowres-mt serve` + an `openai:` system giving the local system's hypotheses."""
+"""The OpenAI-compatible server and client: shapes and errors on loopback, oversized bodies,
+graceful stop on SIGTERM, retries, a server that is down, and `lowres-mt serve` + an `openai:`
+system giving the local system's hypotheses."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import queue
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from conftest import make_tiny_model
 from test_eval_runner import _cfg, fake_corpora  # noqa: F401 — the fixture is used by name
 
 from lowres_mt.api.client import OpenAIClient
-from lowres_mt.api.server import Service, make_server
+from lowres_mt.api.server import MAX_BODY, Service, make_server
 from lowres_mt.config import EndpointConfig
 from lowres_mt.errors import UserError
 from lowres_mt.translate import DecodeSettings, Engine
@@ -28,18 +34,18 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def start_server(tokenizer, window_s: float = 0.02):
+    engine = Engine(make_tiny_model(tokenizer), tokenizer, DecodeSettings(max_new_tokens=6), progress=False)
+    server = make_server(Service(engine, "tiny", window_s=window_s), "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return engine, server
+
+
 @pytest.fixture
 def served(tiny_tokenizer):
-    engine = Engine(make_tiny_model(tiny_tokenizer), tiny_tokenizer, DecodeSettings(max_new_tokens=6),
-                    progress=False)
-    service = Service(engine, "tiny")
-    server = make_server(service, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    engine, server = start_server(tiny_tokenizer)
     yield engine, f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
-    service.batcher.close()
+    assert server.stop(grace_s=10) == 0
 
 
 def post(url: str, body) -> tuple[int, dict]:
@@ -99,6 +105,60 @@ def test_requests_it_cannot_serve_get_a_clear_error(served, path, body, status, 
     assert code == status and words in payload["error"]["message"]
 
 
+def test_an_oversized_body_gets_413_and_the_server_answers_the_next_request(served):
+    _, url = served
+    port = urlsplit(url).port
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("POST", "/v1/completions", body=b"x" * (5 << 20), headers={"Content-Type": "application/json"})
+    response = connection.getresponse()
+    error = json.loads(response.read())["error"]
+    assert response.status == 413 and response.getheader("Connection") == "close"
+    assert error["type"] == "invalid_request_error" and f"at most {MAX_BODY}" in error["message"]
+    connection.close()
+    assert post(f"{url}/completions", {"prompt": "English: the cat\nIcelandic:", "max_tokens": 2})[0] == 200
+
+
+@pytest.mark.parametrize("length, status, words", [(None, 411, "Content-Length header"),
+                                                   ("12abc", 400, "not a byte count")])
+def test_a_post_without_a_byte_count_is_refused(served, length, status, words):
+    _, url = served
+    connection = http.client.HTTPConnection("127.0.0.1", urlsplit(url).port, timeout=30)
+    connection.putrequest("POST", "/v1/completions")
+    if length is not None:
+        connection.putheader("Content-Length", length)
+    connection.endheaders()
+    response = connection.getresponse()
+    assert response.status == status and words in json.loads(response.read())["error"]["message"]
+    assert response.getheader("Connection") == "close"
+    connection.close()
+
+
+def test_stop_finishes_the_request_in_flight_and_refuses_new_ones(tiny_tokenizer):
+    _, server = start_server(tiny_tokenizer, window_s=1.0)  # every request waits 1 s for company
+    port = server.server_address[1]
+    kept = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    kept.request("GET", "/v1/models")
+    assert kept.getresponse().read() and kept.sock is not None  # still open: keep-alive
+    answer, cut_off = [], []
+    asking = threading.Thread(target=lambda: answer.append(
+        post(f"http://127.0.0.1:{port}/v1/completions", {"prompt": "English: cat\nIcelandic:", "max_tokens": 2})))
+    asking.start()
+    time.sleep(0.3)
+    stopping = threading.Thread(target=lambda: cut_off.append(server.stop(grace_s=10)))
+    stopping.start()
+    deadline = time.monotonic() + 10
+    while not server.stopping and time.monotonic() < deadline:
+        time.sleep(0.01)
+    kept.request("GET", "/v1/models")  # a new request on an open connection, after the stop began
+    response = kept.getresponse()
+    assert response.status == 503 and "stopping" in json.loads(response.read())["error"]["message"]
+    asking.join(timeout=30)
+    stopping.join(timeout=30)
+    assert answer[0][0] == 200 and cut_off == [0]
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5)
+
+
 class Flaky(BaseHTTPRequestHandler):
     """500 twice, then a chat answer; counts the requests it saw."""
 
@@ -151,19 +211,57 @@ def test_missing_api_key_variable_is_an_error(monkeypatch):
         OpenAIClient(EndpointConfig("http://127.0.0.1:1/v1", api_key_env="NO_SUCH_KEY"))
 
 
-@pytest.fixture
-def serve_process(tiny_model_dir):
+def start_serve(model_dir: Path, *options: str) -> tuple[subprocess.Popen, str]:
+    """`lowres-mt serve` on a free loopback port; returns the process and its base URL once it serves."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "lowres_mt", "serve", "--base-model", str(tiny_model_dir),
-                             "--port", "0", "--max-new-tokens", "6"], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "lowres_mt", "serve", "--base-model", str(model_dir),
+                             "--port", "0", *options], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: lines.put(proc.stdout.readline()), daemon=True).start()
+    try:
+        line = lines.get(timeout=120)
+    except queue.Empty:
+        line = "(nothing after 120 s)\n"
     if "serving" not in line:
         proc.kill()
         pytest.fail(f"lowres-mt serve did not start: {line}{proc.stderr.read()[-2000:]}")
-    yield line.split(" at ", 1)[1].split()[0]
+    return proc, line.split(" at ", 1)[1].split()[0]
+
+
+@pytest.fixture
+def serve_process(tiny_model_dir):
+    proc, url = start_serve(tiny_model_dir, "--max-new-tokens", "6")
+    yield url
     proc.terminate()
-    proc.wait(timeout=30)
+    assert proc.wait(timeout=30) == 0
+
+
+def test_sigterm_lets_the_request_in_flight_finish_and_exits_0(tiny_model_dir):
+    proc, url = start_serve(tiny_model_dir, "--batch-window-ms", "2000")  # each request waits 2 s in the batcher
+    port = urlsplit(url).port
+    answers = []
+    asking = threading.Thread(target=lambda: answers.append(
+        post(f"{url}/completions", {"prompt": "English: the cat\nIcelandic:", "max_tokens": 2})))
+    asking.start()
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    refused_while_draining = False
+    for _ in range(100):  # new connections are refused while the request is still running
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except ConnectionRefusedError:
+            refused_while_draining = proc.poll() is None
+            break
+        time.sleep(0.05)
+    asking.join(timeout=30)
+    try:
+        code = proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    assert answers and answers[0][0] == 200 and answers[0][1]["object"] == "text_completion"
+    assert code == 0 and refused_while_draining
+    assert proc.stderr.read().strip().splitlines()[-1] == "stopped"
 
 
 def test_openai_system_over_lowres_mt_serve_gives_the_local_hypotheses(tmp_path, fake_corpora, serve_process,  # noqa: F811

@@ -6,15 +6,19 @@ start of the answer, continued) and `POST /v1/completions` (the
 prompt as given). Standard library only (`http.server`): one thread per connection, and one
 decoding thread that gathers the requests waiting within `window_s` into one batch, so concurrent
 clients share the batched engine. Decoding is greedy: a request asking for sampling, several
-choices or streaming gets a 400 that says so. Binds to 127.0.0.1 unless told otherwise.
+choices or streaming gets a 400 that says so. A body over `MAX_BODY` gets a 413 before it is read.
+Binds to 127.0.0.1 unless told otherwise. `serve_until_stopped` stops gracefully on SIGTERM or
+SIGINT: no new connections, the requests in flight finish (up to `GRACE_S` seconds), then it returns.
 """
 
 from __future__ import annotations
 
 import json
 import queue
+import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,12 +26,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from lowres_mt.translate.engine import Engine, build_prompt
 
 MAX_BODY = 4 << 20  # bytes
+DRAIN_MAX, DRAIN_S = 64 << 20, 10.0  # at most this much of a refused body is read (and dropped), for so long
+GRACE_S = 30.0  # how long a stopping server waits for the requests in flight
 
 
 class RequestError(Exception):
-    def __init__(self, status: int, message: str, kind: str = "invalid_request_error"):
+    """An answer other than 200. `close`: the request's body was not read, so the connection ends."""
+
+    def __init__(self, status: int, message: str, kind: str = "invalid_request_error", *, close: bool = False):
         super().__init__(message)
-        self.status, self.kind = status, kind
+        self.status, self.kind, self.close = status, kind, close
 
 
 @dataclass
@@ -166,6 +174,11 @@ def _is_message(m) -> bool:
     return isinstance(m, dict) and m.get("role") in ("system", "user", "assistant") and isinstance(m.get("content"), str)
 
 
+def _byte_count(value: str | None) -> int | None:
+    value = (value or "").strip()
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
 def make_handler(service: Service, log=None) -> type[BaseHTTPRequestHandler]:
     routes = {("GET", "/v1/models"): lambda body: service.models(),
               ("POST", "/v1/chat/completions"): service.chat,
@@ -173,6 +186,7 @@ def make_handler(service: Service, log=None) -> type[BaseHTTPRequestHandler]:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        server: Server
 
         def do_GET(self):  # noqa: N802
             self._serve("GET")
@@ -181,22 +195,35 @@ def make_handler(service: Service, log=None) -> type[BaseHTTPRequestHandler]:
             self._serve("POST")
 
         def _serve(self, method: str) -> None:
+            if not self.server.begin_request():
+                self._fail(RequestError(503, "the server is stopping; send the request again once it is back",
+                                        "server_error", close=True))
+                return
             try:
+                body = self._body() if method == "POST" else {}
                 route = routes.get((method, self.path.split("?", 1)[0].rstrip("/")))
                 if route is None:
                     raise RequestError(404, f"no endpoint {method} {self.path}; this server has "
                                             "/v1/models, /v1/chat/completions and /v1/completions",
                                        "not_found")
-                self._send(200, route(self._body() if method == "POST" else {}))
+                self._send(200, route(body))
             except RequestError as err:
-                self._send(err.status, {"error": {"message": str(err), "type": err.kind}})
+                self._fail(err)
             except Exception as err:  # noqa: BLE001 — a failed decode is the client's 500, not a crash
                 self._send(500, {"error": {"message": f"generation failed: {err}", "type": "server_error"}})
+            finally:
+                self.server.end_request()
 
         def _body(self) -> dict:
-            size = int(self.headers.get("Content-Length") or 0)
+            size = _byte_count(self.headers.get("Content-Length"))
+            if size is None:
+                if self.headers.get("Content-Length") is None:
+                    raise RequestError(411, "a POST needs a Content-Length header (chunked bodies are not "
+                                            "supported)", close=True)
+                raise RequestError(400, "the Content-Length header is not a byte count", close=True)
             if size > MAX_BODY:
-                raise RequestError(413, f"request body over {MAX_BODY >> 20} MiB")
+                raise RequestError(413, f"the request body is {size} bytes; this server takes at most "
+                                        f"{MAX_BODY} ({MAX_BODY >> 20} MiB)", close=True)
             try:
                 body = json.loads(self.rfile.read(size).decode("utf-8")) if size else None
             except (json.JSONDecodeError, UnicodeDecodeError):
@@ -205,11 +232,31 @@ def make_handler(service: Service, log=None) -> type[BaseHTTPRequestHandler]:
                 raise RequestError(400, "the request body must be a JSON object")
             return body
 
+        def _fail(self, err: RequestError) -> None:
+            self.close_connection = self.close_connection or err.close
+            self._send(err.status, {"error": {"message": str(err), "type": err.kind}})
+            if err.close:
+                self._discard_body()
+
+        def _discard_body(self) -> None:
+            """Reads and drops an unread body (bounded by DRAIN_MAX and DRAIN_S): a client still sending
+            it then reads our answer, where closing on unread bytes would send it a reset."""
+            left = min(_byte_count(self.headers.get("Content-Length")) or 0, DRAIN_MAX)
+            deadline = time.monotonic() + DRAIN_S
+            self.connection.settimeout(DRAIN_S)
+            try:
+                while left > 0 and time.monotonic() < deadline and (chunk := self.rfile.read1(min(left, 1 << 16))):
+                    left -= len(chunk)
+            except OSError:  # the client went quiet or away; the answer is sent, the connection ends
+                pass
+
         def _send(self, status: int, payload: dict) -> None:
             data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(data)
 
@@ -220,7 +267,62 @@ def make_handler(service: Service, log=None) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def make_server(service: Service, host: str = "127.0.0.1", port: int = 8000, log=None) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer((host, port), make_handler(service, log))
-    server.daemon_threads = True
-    return server
+class Server(ThreadingHTTPServer):
+    """A thread per connection; counts the requests in flight so that `stop` can wait for them."""
+
+    daemon_threads = True  # an idle keep-alive connection does not keep the process alive
+    block_on_close = False  # `stop` waits for requests (bounded), not for every connection's thread
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], service: Service):
+        super().__init__(address, handler)
+        self.service, self.in_flight, self.stopping = service, 0, False
+        self.changed = threading.Condition()
+
+    def begin_request(self) -> bool:
+        """Counts a request in; False (not counted) once the server is stopping."""
+        with self.changed:
+            self.in_flight += not self.stopping
+            return not self.stopping
+
+    def end_request(self) -> None:
+        with self.changed:
+            self.in_flight -= 1
+            self.changed.notify_all()
+
+    def stop(self, grace_s: float = GRACE_S) -> int:
+        """Stops accepting (a new request on an open connection gets a 503), waits up to `grace_s` for the
+        requests in flight, closes the batcher. Needs `serve_forever` running on another thread.
+        Returns how many requests were still running."""
+        with self.changed:
+            self.stopping = True
+        self.shutdown()
+        self.server_close()
+        with self.changed:
+            self.changed.wait_for(lambda: self.in_flight <= 0, timeout=grace_s)
+            left = self.in_flight
+        self.service.batcher.close()
+        return left
+
+
+def make_server(service: Service, host: str = "127.0.0.1", port: int = 8000, log=None) -> Server:
+    return Server((host, port), make_handler(service, log), service)
+
+
+def serve_until_stopped(server: Server, on_ready: Callable[[], None] = lambda: None,
+                        grace_s: float = GRACE_S) -> int:
+    """Serves until SIGTERM or SIGINT, then `server.stop(grace_s)`; returns how many requests it cut off.
+    A second signal acts as usual (ends the process at once). Call it from the main thread:
+    `on_ready` runs once the handlers are in place."""
+    signals: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: signals.append(signum))
+                for s in (signal.SIGTERM, signal.SIGINT)}
+    thread = threading.Thread(target=server.serve_forever, name="lowres-mt-http", daemon=True)
+    try:
+        thread.start()
+        on_ready()
+        while not signals and thread.is_alive():  # a flag, not a lock: safe to set from a handler
+            time.sleep(0.1)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return server.stop(grace_s)

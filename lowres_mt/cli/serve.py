@@ -27,8 +27,11 @@ def serve_cmd(
                                                                       "to share its batch"),
     verbose: bool = typer.Option(False, "--verbose", help="log every request"),
 ) -> None:
-    """Serve /v1/chat/completions, /v1/completions and /v1/models (greedy decoding) until Ctrl-C."""
-    from lowres_mt.api.server import Service, make_server
+    """Serve /v1/chat/completions, /v1/completions and /v1/models (greedy decoding) until Ctrl-C or SIGTERM.
+
+    Stopping is graceful: no new connections, the requests in flight finish (up to 30 s), exit 0.
+    A second Ctrl-C or SIGTERM stops at once."""
+    from lowres_mt.api.server import GRACE_S, Service, make_server, serve_until_stopped
     from lowres_mt.translate import DecodeSettings, open_translator
 
     if run is not None and base_model is not None:
@@ -42,9 +45,10 @@ def serve_cmd(
         service.batcher.close()
         raise UserError(f"cannot listen on {host}:{port} ({err.strerror or err}); pick another --port or --host") from None
     address, bound = server.server_address[:2]
-    console.print(f"serving {name} at http://{address}:{bound}/v1 (Ctrl-C stops)", highlight=False)
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
-        service.batcher.close()
+
+    def announce() -> None:  # once SIGTERM and Ctrl-C stop it gracefully
+        console.print(f"serving {name} at http://{address}:{bound}/v1 (Ctrl-C stops)", highlight=False)
+
+    cut_off = serve_until_stopped(server, announce)
+    err_console.print(f"stopped; {cut_off} requests still running after {GRACE_S:.0f} s were cut off" if cut_off
+                      else "stopped", highlight=False)

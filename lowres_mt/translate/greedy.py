@@ -13,6 +13,10 @@ Two things `model.generate` does not do:
   stops; here a row that has stopped is dropped from the cache (`Cache.batch_select_indices`),
   the attention mask and the next inputs.
 
+- **Logits for the allowed ids only.** When answers may use only some ids (`allowed`: the
+  alphabet rule, a run's training vocabulary), the output layer multiplies by those rows of its
+  weight alone (`OutputHead`): Gemma-3's 262,144 × 640 output layer is most of a step's work.
+
 Each step computes for every running row what `generate` computes (float32 argmax over the
 last position's logits), so the tokens are the same up to floating-point summation order.
 """
@@ -22,6 +26,7 @@ from __future__ import annotations
 import inspect
 
 import torch
+import torch.nn.functional as F
 from transformers import DynamicCache
 
 from lowres_mt.text import repeated_tail
@@ -93,6 +98,60 @@ def _forward_kwargs(model) -> dict:
     return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(base.forward).parameters else {}
 
 
+class OutputHead:
+    """The last position's logits of a forward pass: over every id, or, given `allowed` ids (and a
+    model whose body and linear output layer can be called apart), over those ids alone, in
+    their order. `ids(index)` turns argmax positions into token ids; `positions(ids)` maps
+    generated ids into the logits' index space (for logits processors)."""
+
+    def __init__(self, model, allowed: torch.Tensor | None = None, *, sliced: bool = True):
+        self.model, self.allowed = model, allowed
+        self.extra = _forward_kwargs(model)
+        head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+        self.body = model.get_decoder() if hasattr(model, "get_decoder") else None
+        self.sliced = (sliced and allowed is not None and isinstance(head, torch.nn.Linear)
+                       and isinstance(self.body, torch.nn.Module) and not hasattr(model, "peft_config"))
+        if self.sliced:
+            self.weight, self.bias = _sliced_weights(head, allowed)
+            self.softcap = getattr(model.config, "final_logit_softcapping", None)
+            self.position = torch.full((head.weight.shape[0],), -1, dtype=torch.long)
+            self.position[allowed] = torch.arange(len(allowed))
+
+    def __call__(self, **inputs) -> torch.Tensor:
+        if not self.sliced:
+            return self.model(**inputs, **self.extra).logits[:, -1, :]
+        hidden = self.body(**inputs).last_hidden_state[:, -1, :]
+        logits = F.linear(hidden, self.weight, self.bias)
+        if self.softcap is not None:
+            logits = torch.tanh(logits / self.softcap) * self.softcap
+        return logits
+
+    def choose(self, logits: torch.Tensor) -> torch.Tensor:
+        """The greedy token id of each row, among the allowed ids when there are some."""
+        if self.sliced:
+            return self.allowed[logits.to(torch.float32).argmax(dim=-1)]
+        if self.allowed is None:
+            return logits.to(torch.float32).argmax(dim=-1)
+        return self.allowed[logits[:, self.allowed].to(torch.float32).argmax(dim=-1)]
+
+    def positions(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.position[ids] if self.sliced else ids
+
+
+_slices: dict[tuple, tuple[torch.Tensor, torch.Tensor | None]] = {}
+
+
+def _sliced_weights(head: torch.nn.Linear, allowed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The output layer's rows for `allowed`, copied once per weight state and id set (a batch
+    reuses the copy of the one before; an optimizer step bumps the weight's version)."""
+    key = (head.weight.data_ptr(), head.weight._version, allowed.data_ptr(), len(allowed), int(allowed.sum()))
+    if key not in _slices:
+        _slices.clear()  # one model and one target language at a time
+        bias = None if head.bias is None else head.bias.detach()[allowed]
+        _slices[key] = (head.weight.detach()[allowed].contiguous(), bias)
+    return _slices[key]
+
+
 def _can_share_prefix(config, rows: list[list[int]], max_new_tokens: int) -> bool:
     """Padding after the prefix is exact only while no sliding window cuts into the sequence:
     a window counts cache slots, and padding slots in the middle would push real tokens out."""
@@ -100,15 +159,14 @@ def _can_share_prefix(config, rows: list[list[int]], max_new_tokens: int) -> boo
     return len(rows) > 1 and (window is None or max(map(len, rows)) + max_new_tokens < window)
 
 
-def _prefill(model, rows: list[list[int]], pad_id: int, cache: DynamicCache,
+def _prefill(head: OutputHead, rows: list[list[int]], pad_id: int, cache: DynamicCache,
              share: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the prompts; returns (last-position logits, attention mask over the cache)."""
-    extra = _forward_kwargs(model)
     shared = shared_prefix_length(rows) if share else 0
     if shared:
         prefix = torch.tensor([rows[0][:shared]], dtype=torch.long)
-        model(input_ids=prefix, attention_mask=torch.ones_like(prefix), past_key_values=cache,
-              position_ids=torch.arange(shared)[None], use_cache=True, **extra)
+        head(input_ids=prefix, attention_mask=torch.ones_like(prefix), past_key_values=cache,
+             position_ids=torch.arange(shared)[None], use_cache=True)
         cache.batch_repeat_interleave(len(rows))
     rest = [r[shared:] for r in rows]
     width = max(len(r) for r in rest)
@@ -116,37 +174,36 @@ def _prefill(model, rows: list[list[int]], pad_id: int, cache: DynamicCache,
     mask = torch.tensor([[1] * shared + [0] * (width - len(r)) + [1] * len(r) for r in rest],
                         dtype=torch.long)
     position = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)[:, shared:]
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=position, past_key_values=cache,
-                   use_cache=True, **extra).logits[:, -1, :]
+    logits = head(input_ids=ids, attention_mask=mask, position_ids=position, past_key_values=cache,
+                  use_cache=True)
     return logits, mask
 
 
 @torch.inference_mode()
 def greedy_decode(model, rows: list[list[int]], *, pad_id: int, max_new_tokens: int, stop_ids: list[int],
                   tables: StopTables, stop_repeats: int = 0,
-                  allowed: torch.Tensor | None = None, processors=None) -> list[list[int]]:
+                  allowed: torch.Tensor | None = None, processors=None,
+                  slice_head: bool = True) -> list[list[int]]:
     """Generated ids per prompt (the stop token included when one was produced); a row also
     stops when it loops (`is_looping` with `stop_repeats` and the tables' texts). `allowed`
     (ascending ids) limits the choice to those tokens, e.g. the vocabulary an adapter was trained
-    over. `processors` (transformers logits processors) see each row's generated tokens only, not
-    its prompt."""
+    over; with `slice_head` only their logits are computed (`OutputHead`). `processors`
+    (transformers logits processors) see each row's generated tokens only, not its prompt."""
     out: list[list[int]] = [[] for _ in rows]
     if max_new_tokens <= 0 or not rows:
         return out
     config = model.config.get_text_config(decoder=True)
     cache = DynamicCache(config=config)
-    logits, mask = _prefill(model, rows, pad_id, cache, _can_share_prefix(config, rows, max_new_tokens))
+    head = OutputHead(model, allowed, sliced=slice_head)
+    logits, mask = _prefill(head, rows, pad_id, cache, _can_share_prefix(config, rows, max_new_tokens))
     stops = torch.tensor(stop_ids, dtype=torch.long)
     alive = torch.arange(len(rows))
     seen_text = torch.zeros(len(rows), dtype=torch.bool)
     for step in range(max_new_tokens):
         if processors:
             generated = torch.tensor([out[row] for row in alive.tolist()], dtype=torch.long)
-            logits = processors(generated.reshape(len(alive), step), logits.to(torch.float32))
-        if allowed is None:
-            tokens = logits.to(torch.float32).argmax(dim=-1)
-        else:
-            tokens = allowed[logits[:, allowed].to(torch.float32).argmax(dim=-1)]
+            logits = processors(head.positions(generated.reshape(len(alive), step)), logits.to(torch.float32))
+        tokens = head.choose(logits)
         for row, token in zip(alive.tolist(), tokens.tolist(), strict=True):
             out[row].append(token)
         done = torch.isin(tokens, stops) | tables.step(tokens, seen_text)
@@ -160,6 +217,6 @@ def greedy_decode(model, rows: list[list[int]], *, pad_id: int, max_new_tokens: 
             mask, alive, tokens, seen_text = mask[keep], alive[keep], tokens[keep], seen_text[keep]
         mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
         position = mask.sum(dim=-1, keepdim=True) - 1
-        logits = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=position,
-                       past_key_values=cache, use_cache=True).logits[:, -1, :]
+        logits = head(input_ids=tokens[:, None], attention_mask=mask, position_ids=position,
+                      past_key_values=cache, use_cache=True)
     return out

@@ -19,7 +19,8 @@ from lowres_mt.errors import UserError
 from lowres_mt.io import write_text
 
 _PAIR = re.compile(r"([a-z]{2,3})-([a-z]{2,3})")
-CHARS_PER_TOKEN = 2  # a generous estimate: task.tokens only caps the budget, so all pairs fit
+TOKENS_PER_CHAR = 2  # an upper bound (a byte-level token per UTF-8 byte): task.tokens only caps the
+# budget, so every pair fits, and TELL's general data follows the tokens actually sampled
 MONO_RATIO = 0.5  # monolingual tokens per task token, as the en-is recipe uses
 MONO_SAFETY = 0.8  # init keeps the ratio below what the file holds (estimated from characters)
 
@@ -102,7 +103,7 @@ def recipe_text(pair: str, languages: tuple[str, str], names: dict[str, str], fi
     rel = {k: os.path.relpath(Path(getattr(files, k)).absolute(), out_dir) for k in records}
     train = records["train"]
     chars = sum(len(p.src) + len(p.tgt) for p in train)
-    tokens = max(1, math.ceil(chars / CHARS_PER_TOKEN))
+    tokens = max(1, chars * TOKENS_PER_CHAR)
     title = f"{language_name(a, names)} ↔ {language_name(b, names)}"
     lines = [
         f"# {pair}: {title}, from your own files (written by `lowres-mt init`; edit freely).",

@@ -47,14 +47,19 @@ def learn_letters(texts: Iterable[str], min_words: int = MIN_LETTER_WORDS) -> st
 
 def learn_alphabets(pairs: Iterable[Pair], languages: Iterable[str],
                     min_words: int = MIN_LETTER_WORDS) -> dict[str, str]:
-    """For each of `languages` that some side of `pairs` is written in, the letters beyond a–z its
-    sides use (`learn_letters`): the table `alphabet_letters` reads for `eval.alphabet: auto`."""
+    """For each of `languages` that some side of `pairs` is written in, the letters beyond a–z
+    answers into it may use: those either language's sides use (`learn_letters`), since names
+    cross over ("Jón" stays "Jón" in English). The table `alphabet_letters` reads for
+    `eval.alphabet: auto`: it keeps out the letters of the languages a small model drifts into
+    (å, ä, ø where the pair has none), not the pair's own."""
     texts: dict[str, list[str]] = {lang: [] for lang in languages}
     for pair in pairs:
         for text, lang in ((pair.src, pair.src_lang), (pair.tgt, pair.tgt_lang)):
             if lang in texts:
                 texts[lang].append(text)
-    return {lang: learn_letters(found, min_words) for lang, found in texts.items() if found}
+    learned = {lang: set(learn_letters(found, min_words)) for lang, found in texts.items() if found}
+    shared = "".join(sorted(set().union(*learned.values())))
+    return {lang: shared for lang in learned}
 
 
 def repeated_tail(text: str, times: int, longest: int = 24) -> int | None:

@@ -39,7 +39,10 @@ def test_learn_letters_threshold_is_a_parameter():
 def test_learn_alphabets_reads_each_language_side():
     pairs = [Pair(f"Good morning {i}.", text, "en", "fo") for i, text in enumerate(FAROESE)]
     pairs += [Pair(text, "Back.", "fo", "en") for text in FAROESE[:2]]
-    assert learn_alphabets(pairs, ("en", "fo")) == {"en": "", "fo": FAROESE_LETTERS}
+    # English learns none of its own, but answers into it may write the pair's names ("Jón")
+    assert learn_alphabets(pairs, ("en", "fo")) == {"en": FAROESE_LETTERS, "fo": FAROESE_LETTERS}
+    english_only = [Pair("Good morning.", "Góðan morgun.", "en", "fo")]
+    assert learn_alphabets(english_only, ("en", "fo")) == {"en": "", "fo": ""}  # below 3 words: a-z
     assert learn_alphabets(pairs, ("kl",)) == {}  # a language no pair is written in limits nothing
 
 
@@ -67,7 +70,7 @@ def toy_corpus(monkeypatch):
 
 
 @pytest.mark.parametrize(("alphabet", "expected"), [
-    (True, True), (False, False), ("auto", {"en": "", "fo": FAROESE_LETTERS})])
+    (True, True), (False, False), ("auto", {"en": FAROESE_LETTERS, "fo": FAROESE_LETTERS})])
 def test_recipe_alphabet(toy_corpus, alphabet, expected):
     assert recipe_alphabet(_recipe(alphabet)) == expected
     assert DecodeSettings.for_recipe(_recipe(alphabet)).alphabet == expected

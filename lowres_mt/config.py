@@ -211,6 +211,11 @@ class EvalConfig:
     # (docs/evaluation.md, Alphabet); auto = those that >= text.MIN_LETTER_WORDS words of the
     # language's side of task.train use; false = off
     alphabet: bool | Literal["auto"] = True
+    # the decoder (lowres_mt.translate.backends): auto = CTranslate2 on CUDA, torch on CPU, where
+    # CTranslate2 measured slower (docs/evaluation.md, Backends); ctranslate2 = always where it
+    # decodes alike (falls back to torch with a notice)
+    backend: Literal["auto", "torch", "ctranslate2"] = "auto"
+    quantization: Literal["float32", "int8_float32", "int8", "float16", "bfloat16", "int8_float16"] = "float32"
     bootstrap: int = 1000  # paired bootstrap resamples for CIs and p-values
     baseline: str = "sft"  # every other system is tested for significance against this one
     comet_model: str | None = None  # COMET checkpoint path or hub id; --comet-model overrides

@@ -15,3 +15,8 @@ def human_bytes(n: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} GB"
+
+
+BACKEND_HELP = ("decoder: auto (CTranslate2 on CUDA, torch on CPU, where CTranslate2 measured slower), "
+                "torch, or ctranslate2 (falls back to torch with a notice where it would decode differently)")
+QUANTIZATION_HELP = "CTranslate2's compute type: float32 (same answers as torch), int8_float32 or int8"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from lowres_mt.cli.common import console, err_console
+from lowres_mt.cli.common import BACKEND_HELP, console, err_console
 
 
 def register(app: typer.Typer) -> None:
@@ -35,6 +35,7 @@ def eval_cmd(
     all_runs: bool = typer.Option(False, "--all-runs",
                                   help="also evaluate every other run of this recipe (data-efficiency curve)"),
     results: Path = typer.Option(None, "--results", help="results folder (default $LOWRES_MT_RESULTS or ./results)"),
+    backend: str = typer.Option(None, "--backend", help=BACKEND_HELP + "; default eval.backend"),
 ) -> None:
     """Evaluate systems on the recipe's test sets; writes JSON, hypotheses, REPORT.md and plots."""
     from lowres_mt.config import load_recipe
@@ -44,6 +45,8 @@ def eval_cmd(
     extra = list(overrides or [])
     if tests:
         extra.append("eval.testsets=" + json.dumps([str(path) for path in tests]))
+    if backend:
+        extra.append(f"eval.backend={backend}")
     cfg = load_recipe(recipe, extra)
     names = [n.strip() for item in (systems or []) for n in item.split(",") if n.strip()]
     outcome = run_eval(cfg, systems=names or None, sample=sample, comet_model=comet_model,

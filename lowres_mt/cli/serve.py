@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from lowres_mt.cli.common import console, err_console
+from lowres_mt.cli.common import BACKEND_HELP, QUANTIZATION_HELP, console, err_console
 from lowres_mt.errors import UserError
 
 
@@ -26,6 +26,8 @@ def serve_cmd(
     window_ms: int = typer.Option(20, "--batch-window-ms", min=0, help="how long a request waits for others "
                                                                       "to share its batch"),
     verbose: bool = typer.Option(False, "--verbose", help="log every request"),
+    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
+    quantization: str = typer.Option("float32", "--quantization", help=QUANTIZATION_HELP),
 ) -> None:
     """Serve /v1/chat/completions, /v1/completions and /v1/models (greedy decoding) until Ctrl-C or SIGTERM.
 
@@ -36,7 +38,8 @@ def serve_cmd(
 
     if run is not None and base_model is not None:
         raise UserError("give either --run or --base-model, not both (a run knows its base model)")
-    engine = open_translator(run, base_model, DecodeSettings(batch_size, max_new_tokens), progress=False).engine
+    settings = DecodeSettings(batch_size, max_new_tokens, backend=backend, quantization=quantization)
+    engine = open_translator(run, base_model, settings, progress=False).engine
     name = model_name or (run.name if run is not None else Path(base_model).name)
     service = Service(engine, name, window_s=window_ms / 1000)
     try:

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from lowres_mt.cli.common import console, err_console
+from lowres_mt.cli.common import BACKEND_HELP, QUANTIZATION_HELP, console, err_console
 from lowres_mt.errors import UserError
 from lowres_mt.io import decode_text, read_text, write_text
 
@@ -32,6 +32,8 @@ def translate_cmd(
     num_beams: int = typer.Option(1, "--num-beams", min=1, help="1 = greedy"),
     train_vocabulary: bool = typer.Option(False, "--train-vocabulary",
                                           help="answer only with tokens the run was trained on"),
+    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
+    quantization: str = typer.Option("float32", "--quantization", help=QUANTIZATION_HELP),
 ) -> None:
     """Translate text with a trained run (or a base model, zero-shot).
 
@@ -50,8 +52,9 @@ def translate_cmd(
     segments = _batch_segments(text, input_file)
     if segments is not None:
         segment_pieces(segments)  # a sentence too long to translate is refused before loading anything
-    translator = open_translator(run, base_model, DecodeSettings(batch_size, max_new_tokens, num_beams,
-                                                                 train_vocabulary=train_vocabulary),
+    settings = DecodeSettings(batch_size, max_new_tokens, num_beams, train_vocabulary=train_vocabulary,
+                              backend=backend, quantization=quantization)
+    translator = open_translator(run, base_model, settings,
                                  direction=(src, tgt), progress=False)
     if segments is None:
         _interactive(translator, src, tgt)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,14 @@ def is_path_ref(ref: str) -> bool:
     """Whether a set ref names a file (`data/train.tsv`, `/abs/x`, `train.tsv`) rather than a
     shipped set (`flores200:devtest`): manifest names never hold a slash or a file suffix."""
     return "/" in ref or "\\" in ref or Path(ref).suffix.lower() in _SUFFIXES
+
+
+def shown(ref: str) -> str:
+    """A set ref as tables and logs show it: a file relative to the current folder, if below it."""
+    if not is_path_ref(ref) or not os.path.isabs(ref):
+        return ref
+    relative = os.path.relpath(ref)
+    return ref if relative.startswith("..") else relative
 
 
 def declare(ref: str, kind: str, languages: tuple[str, str], names: dict[str, str] | None = None) -> None:

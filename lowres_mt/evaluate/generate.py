@@ -10,6 +10,7 @@ from pathlib import Path
 from rich.console import Console
 
 from lowres_mt.config import RecipeConfig
+from lowres_mt.corpora.local import shown
 from lowres_mt.data.budget import token_counter
 from lowres_mt.data.prompts import parse_response, prompt_messages
 from lowres_mt.errors import UserError
@@ -19,6 +20,7 @@ from lowres_mt.evaluate.systems import System
 from lowres_mt.progress import bar as progress_bar
 from lowres_mt.records import Pair
 from lowres_mt.translate import DecodeSettings, Engine, merge_lora
+from lowres_mt.translate.backends import base_digest, open_engine
 from lowres_mt.translate.engine import build_prompt
 
 
@@ -112,15 +114,19 @@ class HypothesisMaker:
         kind, where = key
         vocabulary = None
         if kind == "base":
+            from lowres_mt.models import resolve_base
+
             model, tokenizer = self.load_base(where, self.cfg.prompt_format)
+            weights = lambda: base_digest(resolve_base(where))  # noqa: E731
         else:
             from lowres_mt.run import Run
 
             model, tokenizer, self._run_cfg = self.load_run(Path(where))
             model = merge_lora(model)
             vocabulary = Run.open(where).vocabulary if self.settings.train_vocabulary else None
-        self._engine = Engine(model, tokenizer, self.settings, progress=self.progress,
-                              console=self.console, vocabulary=vocabulary)
+            weights = lambda: Run.open(where).digest  # noqa: E731
+        self._engine = open_engine(model, tokenizer, self.settings, weights=weights, vocabulary=vocabulary,
+                                   progress=self.progress, console=self.console)
         self._engine_key = key
         return self._engine
 
@@ -223,5 +229,5 @@ class HypothesisMaker:
 
 def _label(system: System, testset: str, direction: str) -> str:
     src, tgt = direction.split("-")
-    return f"{system.name} {testset} {src}→{tgt}"
+    return f"{system.name} {shown(testset)} {src}→{tgt}"
 

@@ -12,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from lowres_mt.corpora.local import shown  # noqa: E402
 from lowres_mt.io import atomic_path  # noqa: E402
 
 COLOURS = {"adapter": "#1f77b4", "base": "#ff7f0e", "icl": "#2ca02c", "apertium": "#9467bd", "copy": "#bcbd22",
@@ -20,7 +21,7 @@ COLOURS = {"adapter": "#1f77b4", "base": "#ff7f0e", "icl": "#2ca02c", "apertium"
 
 def group_key(result: dict) -> str:
     src, tgt = result["direction"].split("-")
-    return f"{result['testset']} {src}→{tgt}"
+    return f"{shown(result['testset'])} {src}→{tgt}"
 
 
 def save_figure(fig, path: Path) -> Path:

@@ -17,6 +17,7 @@ from pathlib import Path
 from rich.console import Console
 
 from lowres_mt.config import RecipeConfig, recipe_arg, runs_dir
+from lowres_mt.corpora.local import shown
 from lowres_mt.data.pools import check_pair_languages
 from lowres_mt.errors import UserError
 from lowres_mt.evaluate import cache, metrics, rates
@@ -29,6 +30,9 @@ from lowres_mt.langid import unavailable_note
 from lowres_mt.records import Pair
 from lowres_mt.text import alphabet_letters
 from lowres_mt.translate import DecodeSettings
+from lowres_mt.translate.backends import choose
+
+ENGINE_KINDS = ("base", "icl", "icl-book", "adapter")  # systems this process's engine decodes
 
 
 def results_dir() -> Path:
@@ -189,6 +193,7 @@ def _evaluate(job: Job, cfg: RecipeConfig, settings: DecodeSettings, maker: Hypo
         "decode": {"batch_size": settings.batch_size, "max_new_tokens": settings.max_new_tokens,
                    "num_beams": settings.num_beams, "stop_repeats": settings.stop_repeats,
                    "no_repeat_ngram": settings.no_repeat_ngram, "repetition_penalty": settings.repetition_penalty,
+                   **({"backend": choose(settings).label} if system.kind in ENGINE_KINDS else {}),
                    **({"train_vocabulary": True} if settings.train_vocabulary and system.run else {}),
                    **({"alphabet": letters} if (letters := alphabet_letters(job.pairs[0].tgt_lang,
                                                                              settings.alphabet)) is not None else {})},
@@ -220,7 +225,7 @@ def _job_line(result: dict) -> str:
     chrf, timings = result["scores"]["chrF"], result["timings"]
     speed = f", {timings['sentences_per_s']} sent/s" if "sentences_per_s" in timings else ""
     off = f", off-target {fmt_rate(result['off_target'])}" if result["off_target"] else ""
-    return (f"{result['system']} {result['testset']} {result['direction']}: chrF {chrf['score']:.1f}"
+    return (f"{result['system']} {shown(result['testset'])} {result['direction']}: chrF {chrf['score']:.1f}"
             f"{off}, copies {fmt_rate(result['copies'])} ({result['n']} sentences{speed})")
 
 

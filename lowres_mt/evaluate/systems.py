@@ -35,6 +35,7 @@ from lowres_mt.evaluate.outside import (
 from lowres_mt.evaluate.retrieval import RETRIEVAL_VERSION
 from lowres_mt.run import TRAIN_VOCABULARY, Run
 from lowres_mt.train.rundir import default_run_name
+from lowres_mt.translate.backends import choose
 from lowres_mt.translate.engine import ENGINE_VERSION, DecodeSettings
 from lowres_mt.typed import to_dict
 
@@ -99,6 +100,9 @@ class _ModelSystem(System):
                   "stop_repeats": settings.stop_repeats}
         if settings.no_repeat_ngram or settings.repetition_penalty != 1.0:
             decode.update(no_repeat_ngram=settings.no_repeat_ngram, repetition_penalty=settings.repetition_penalty)
+        backend = choose(settings).label
+        if backend != "torch":  # torch's keys stay as they were, so their caches stay valid
+            decode["backend"] = backend
         return {"engine": ENGINE_VERSION, "style": self.style, "decode": decode,
                 "prompt": {"anchor": to_dict(cfg.anchor), "names": cfg.language_names, "format": cfg.prompt_format}}
 

@@ -57,6 +57,11 @@ class DecodeSettings:
     # answers into a language use only a-z and its letters (`text.alphabet_letters`): a mapping
     # language → letters, True for text.EXTRA_LETTERS, False for no limit
     alphabet: Mapping[str, str] | bool = True
+    # which decoder (`translate.backends`): torch (this engine), ctranslate2, or auto (CTranslate2
+    # where it is measured faster and decodes alike: on CUDA; torch on CPU)
+    backend: str = "torch"
+    quantization: str = "float32"  # CTranslate2's compute type: float32, int8_float32, int8 (CPU)
+    device: str = "cpu"
 
     @classmethod
     def from_config(cls, ev: EvalConfig, **overrides) -> DecodeSettings:
@@ -65,8 +70,10 @@ class DecodeSettings:
         alphabet = overrides.pop("alphabet", ev.alphabet)
         if alphabet == "auto":
             raise ValueError("eval.alphabet: auto is learned from the recipe: use DecodeSettings.for_recipe")
-        settings = cls(ev.batch_size, ev.max_new_tokens, ev.num_beams, ev.stop_repeats, ev.train_vocabulary,
-                       ev.no_repeat_ngram, ev.repetition_penalty, alphabet)
+        settings = cls(batch_size=ev.batch_size, max_new_tokens=ev.max_new_tokens, num_beams=ev.num_beams,
+                       stop_repeats=ev.stop_repeats, train_vocabulary=ev.train_vocabulary,
+                       no_repeat_ngram=ev.no_repeat_ngram, repetition_penalty=ev.repetition_penalty,
+                       alphabet=alphabet, backend=ev.backend, quantization=ev.quantization)
         return dataclasses.replace(settings, **overrides)
 
     @classmethod

@@ -17,6 +17,7 @@ from lowres_mt.errors import UserError
 from lowres_mt.languages import language_name
 from lowres_mt.progress import bar as progress_bar
 from lowres_mt.run import Run
+from lowres_mt.translate.backends import base_digest, open_engine
 from lowres_mt.translate.engine import DecodeSettings, Engine, merge_lora, recipe_alphabet
 
 SPLIT_CHARS = 200  # segments longer than this are translated sentence by sentence
@@ -146,9 +147,12 @@ def open_translator(run: Path | None = None, base_model: str | None = None,
         model, tokenizer, _ = models.load_run(opened)
         model = merge_lora(model)
         vocabulary = opened.vocabulary if settings.train_vocabulary else None
+        weights = lambda: opened.digest  # noqa: E731
     else:
         model, tokenizer = models.load_base(base_model)
-    translator.engine = Engine(model, tokenizer, settings, progress=progress, vocabulary=vocabulary)
+        weights = lambda: base_digest(models.resolve_base(base_model))  # noqa: E731
+    translator.engine = open_engine(model, tokenizer, settings, weights=weights, vocabulary=vocabulary,
+                                    progress=progress)
     if run is not None and method.endswith("+context"):
         from lowres_mt.book.context import evidence_for_run
         from lowres_mt.data.budget import token_counter

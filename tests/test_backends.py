@@ -1,0 +1,90 @@
+"""One way from a loaded model to an engine: backend choice, fallback notices, conversion cache,
+and cache keys that never mix backends."""
+
+import dataclasses
+import io
+
+import pytest
+from conftest import make_tiny_model
+from rich.console import Console
+
+from lowres_mt.config import RecipeConfig
+from lowres_mt.errors import UserError
+from lowres_mt.evaluate import cache, systems
+from lowres_mt.records import Pair
+from lowres_mt.translate import DecodeSettings, Engine, backends
+from lowres_mt.translate.backends import Choice, choose, open_engine
+
+SOURCES = ["The cat sat on the mat.", "Hi", "Where is the station?", "He added that it was early."]
+
+
+@pytest.mark.parametrize(("settings", "expected"), [
+    (DecodeSettings(), "torch"),
+    (DecodeSettings(backend="auto"), "torch"),  # CPU: torch, where CTranslate2 measured slower
+    (DecodeSettings(backend="ctranslate2"), "ctranslate2-float32"),
+    (DecodeSettings(backend="ctranslate2", quantization="int8"), "ctranslate2-int8"),
+    (DecodeSettings(backend="ctranslate2", num_beams=3), "torch"),  # would answer differently
+    (DecodeSettings(backend="ctranslate2", quantization="float16"), "torch"),  # needs a GPU
+])
+def test_choice(settings, expected):
+    choice = choose(settings)
+    assert choice.label == expected
+    assert bool(choice.reason) == (settings.backend == "ctranslate2" and expected == "torch")
+
+
+@pytest.mark.parametrize("bad", [{"backend": "onnx"}, {"quantization": "int4"}])
+def test_unknown_backend_or_quantization_is_a_user_error(bad):
+    with pytest.raises(UserError, match="unknown"):
+        choose(DecodeSettings(**bad))
+
+
+def test_missing_package_falls_back(monkeypatch):
+    monkeypatch.setattr(backends.importlib.util, "find_spec", lambda name: None)
+    assert choose(DecodeSettings(backend="ctranslate2")) == Choice(
+        "torch", reason="the ctranslate2 package is not installed (pip install ctranslate2)")
+
+
+@pytest.fixture(scope="module")
+def model(tiny_tokenizer):
+    return make_tiny_model(tiny_tokenizer, seed=4)
+
+
+def test_ctranslate2_engine_is_converted_once_and_answers_as_torch(model, tiny_tokenizer, tmp_path, monkeypatch):
+    monkeypatch.setenv("LOWRES_MT_CACHE", str(tmp_path))
+    settings = DecodeSettings(batch_size=4, max_new_tokens=8, backend="ctranslate2")
+    out = io.StringIO()
+    console = Console(file=out, width=200)
+    ct2 = open_engine(model, tiny_tokenizer, settings, weights=lambda: "tiny" * 16, progress=False, console=console)
+    torch_engine = open_engine(model, tiny_tokenizer, dataclasses.replace(settings, backend="torch"),
+                               weights=lambda: pytest.fail("torch needs no digest"), progress=False)
+    assert type(torch_engine) is Engine and type(ct2).__name__ == "Ct2Engine"
+    assert ct2.translate(SOURCES, "en", "is") == torch_engine.translate(SOURCES, "en", "is")
+    assert "converting the model for CTranslate2" in out.getvalue()
+    converted = list((tmp_path / "ct2").iterdir())
+    assert len(converted) == 1 and "float32" in converted[0].name
+    out.truncate(0)
+    open_engine(model, tiny_tokenizer, settings, weights=lambda: "tiny" * 16, progress=False, console=console)
+    assert "converting" not in out.getvalue()  # reused
+
+
+def test_a_named_backend_that_cannot_decode_alike_says_so(model, tiny_tokenizer):
+    out = io.StringIO()
+    engine = open_engine(model, tiny_tokenizer, DecodeSettings(backend="ctranslate2", num_beams=2),
+                         weights=lambda: "x", progress=False, console=Console(file=out, width=300))
+    assert type(engine) is Engine
+    assert out.getvalue().startswith("note: decoding with torch: beam search")
+
+
+def test_cache_keys_differ_by_backend_and_quantization():
+    cfg = RecipeConfig(name="toy", languages=("en", "is"))
+    system = systems.builtin_system(cfg, "zero-shot")
+    pairs = [Pair("Hello.", "Halló.", "en", "is", "toy", "0")]
+
+    def key(**kw):
+        return cache.generation_key(system, cfg, DecodeSettings(**kw), "toy:test", "en-is", pairs)
+
+    torch_key = key()
+    assert key(backend="auto") == torch_key  # auto decodes with torch on CPU: same outputs, same key
+    keys = {torch_key, key(backend="ctranslate2"), key(backend="ctranslate2", quantization="int8_float32"),
+            key(backend="ctranslate2", quantization="int8")}
+    assert len(keys) == 4

@@ -1,0 +1,154 @@
+"""Decoding backends side by side: the torch engine as it decoded before the output layer was
+sliced to the allowed ids (`torch-full-head`, the baseline), the torch engine as it decodes now
+(`torch`, the default: logits for the allowed ids only) and CTranslate2 at float32, int8_float32
+and int8, each opened through `lowres_mt.translate.backends.open_engine` as `translate`, `serve` and
+`eval` open them.
+
+Same model, prompts and decoding settings (the recipe's defaults: greedy, repetition penalty 1.1,
+no repeated 3-gram, loop stop, the alphabet rule), FLORES-200 devtest, one direction per file:
+sentences/s, answer tokens/s, outputs identical to the baseline, chrF of each backend's outputs
+against the baseline's and against the references, and the CPU. Writes
+benchmarks/results/generate_backends-<model>-<direction>-t<threads>.{json,md}.
+
+    .venv/bin/python benchmarks/generate_backends.py --direction en-is             # bundled Gemma-3-270M
+    .venv/bin/python benchmarks/generate_backends.py --run runs/en-is-tell --direction is-en
+    .venv/bin/python benchmarks/generate_backends.py --model tiny --sentences 8    # smoke mode
+
+Measure on an otherwise idle CPU (see generate_speed.py); CTranslate2 converts each quantization
+once into the cache first (not timed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import sacrebleu  # noqa: E402
+import torch  # noqa: E402
+from generate_speed import RESULTS, load_model, token_count  # noqa: E402
+
+from lowres_mt.config import AnchorConfig  # noqa: E402
+from lowres_mt.data.prompts import parse_response, prompt_messages, style_for  # noqa: E402
+from lowres_mt.io import write_json, write_text  # noqa: E402
+from lowres_mt.precision import cpu_model  # noqa: E402
+from lowres_mt.translate import DecodeSettings, build_prompt  # noqa: E402
+from lowres_mt.translate import engine as engine_module  # noqa: E402
+from lowres_mt.translate.backends import open_engine  # noqa: E402
+
+BASELINE, DEFAULT = "torch-full-head", "torch"
+CONFIGS = {  # name -> DecodeSettings overrides
+    "torch-full-head": {"backend": "torch"},
+    "torch": {"backend": "torch"},
+    "ctranslate2-float32": {"backend": "ctranslate2", "quantization": "float32"},
+    "ctranslate2-int8_float32": {"backend": "ctranslate2", "quantization": "int8_float32"},
+    "ctranslate2-int8": {"backend": "ctranslate2", "quantization": "int8"},
+}
+
+
+def cpu_flags() -> str:
+    try:
+        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return "?"
+    return " ".join(f for f in flags if f.startswith(("avx", "amx")) or f in ("fma", "f16c"))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="gemma-3-270m", help="registry name, folder, or 'tiny'")
+    parser.add_argument("--run", default=None, help="a trained run folder (adapter merged into its base)")
+    parser.add_argument("--direction", default="en-is")
+    parser.add_argument("--sentences", type=int, default=64)
+    parser.add_argument("--max-new-tokens", type=int, default=96)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset of " + ", ".join(CONFIGS))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    src, tgt = args.direction.split("-")
+
+    model, tokenizer = load_model(args.model, args.run)
+    style, anchor, label, weights = "tell", AnchorConfig(), args.model, f"tiny-{args.model}"
+    if args.run is None and args.model != "tiny":
+        from lowres_mt.models import resolve_base
+        from lowres_mt.translate.backends import base_digest
+
+        weights = base_digest(resolve_base(args.model))
+    if args.run is not None:
+        from lowres_mt.run import Run
+
+        run = Run.open(args.run)
+        style, anchor, label, weights = style_for(run.method), run.cfg.anchor, run.name, run.digest
+    from lowres_mt.corpora import load_set
+
+    pairs = [p.towards(args.direction) for p in load_set("flores200:devtest")[:args.sentences]]
+    prompts = [build_prompt(tokenizer, *prompt_messages(p.src, src, tgt, style, anchor)) for p in pairs]
+    refs = [p.tgt for p in pairs]
+    base = DecodeSettings(batch_size=32, max_new_tokens=args.max_new_tokens)
+    entries, outputs = {}, {}
+    for name in args.configs.split(","):
+        settings = dataclasses.replace(base, **CONFIGS[name])
+        engine = open_engine(model, tokenizer, settings, weights=lambda: weights, progress=False)
+        decode = engine_module.greedy_decode
+        if name == "torch-full-head":  # the engine before the sliced output layer
+            engine_module.greedy_decode = functools.partial(decode, slice_head=False)
+        try:
+            engine.complete(prompts[:2], "warm-up", tgt)
+            started = time.perf_counter()
+            answers = engine.complete(prompts, name, tgt)
+            seconds = time.perf_counter() - started
+        finally:
+            engine_module.greedy_decode = decode
+        hyps = [parse_response(a, style, anchor, src, tgt) for a in answers]
+        outputs[name] = hyps
+        entries[name] = {"backend": type(engine).__name__, "seconds": round(seconds, 2),
+                         "sentences_per_s": round(len(prompts) / seconds, 3),
+                         "tokens_per_s": round(token_count(tokenizer, answers) / seconds, 1),
+                         "chrf": round(sacrebleu.corpus_chrf(hyps, [refs]).score, 2)}
+        print(f"{name}: {entries[name]}", file=sys.stderr, flush=True)
+        del engine
+    reference = outputs.get(BASELINE) or next(iter(outputs.values()))
+    speed = entries.get(BASELINE, next(iter(entries.values())))["sentences_per_s"]
+    for name, hyps in outputs.items():
+        entries[name]["identical_to_baseline"] = sum(a == b for a, b in zip(hyps, reference, strict=True))
+        entries[name]["chrf_vs_baseline"] = round(sacrebleu.corpus_chrf(hyps, [reference]).score, 1)
+        entries[name]["speedup"] = round(entries[name]["sentences_per_s"] / speed, 2)
+    record = {
+        "model": label, "direction": args.direction, "prompt_style": style, "sentences": len(prompts),
+        "max_new_tokens": args.max_new_tokens, "threads": args.threads, "batch_size": base.batch_size,
+        "baseline": BASELINE, "default": DEFAULT, "backends": entries,
+        "cpu": cpu_model(), "cpu_flags": cpu_flags(), "cpu_count": os.cpu_count(),
+        "load_avg_1m": round(os.getloadavg()[0], 2), "torch": torch.__version__,
+        "command": "python benchmarks/generate_backends.py " + " ".join(sys.argv[1:]),
+        "examples": [{"src": p.src, **{n: outputs[n][i] for n in outputs}} for i, p in enumerate(pairs[:3])],
+    }
+    stem = RESULTS / f"generate_backends-{Path(label).name}-{args.direction}-t{args.threads}"
+    write_json(stem.with_suffix(".json"), record)
+    write_text(stem.with_suffix(".md"), render(record))
+    print(render(record))
+    return 0
+
+
+def render(r: dict) -> str:
+    rows = "".join(
+        f"| `{name}`{' (default)' if name == r['default'] else ''}{' (baseline)' if name == r['baseline'] else ''} "
+        f"| {e['seconds']} | {e['sentences_per_s']} | {e['tokens_per_s']} | **{e['speedup']}×** | "
+        f"{e['identical_to_baseline']}/{r['sentences']} | {e['chrf_vs_baseline']} | {e['chrf']} |\n"
+        for name, e in r["backends"].items())
+    return (f"# Decoding backends: {r['model']}, {r['direction']}\n\n"
+            f"`{r['command']}` — {r['sentences']} FLORES-200 devtest sentences, {r['prompt_style']} prompt, "
+            f"greedy with the recipe's repetition controls, loop stop and alphabet rule, ≤ {r['max_new_tokens']} new "
+            f"tokens, batch {r['batch_size']}, {r['threads']} threads on {r['cpu']} ({r['cpu_flags']}; 1-min load "
+            f"average at the end: {r['load_avg_1m']}).\n\n"
+            "| configuration | seconds | sentences/s | answer tokens/s | vs baseline | identical to baseline "
+            "| chrF vs baseline | chrF vs references |\n|---|---|---|---|---|---|---|---|\n" + rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -32,3 +32,30 @@ def test_dev_translations_equal_the_evaluation_engines(tmp_path, tiny_model_dir)
         assert hyps == [r["hyp"] for r in mine]
         written += hyps
     assert any(written)  # the toy model writes something, so the comparison means something
+
+
+def test_dev_and_eval_share_the_stop_rule_and_prompt_for_any_chat_format(tiny_tokenizer):
+    """A ChatML-style template ends turns with <|im_end|>, not Gemma's <end_of_turn>: dev chrF's
+    decoder must stop where evaluation's does, on the prompt evaluation builds."""
+    import copy
+
+    from conftest import make_tiny_model
+
+    from lowres_mt.config import RecipeConfig
+    from lowres_mt.data.prompts import prompt_messages
+    from lowres_mt.train.devset import DevSample, DevTranslator
+    from lowres_mt.translate import build_prompt, stop_token_ids
+
+    tokenizer = copy.deepcopy(tiny_tokenizer)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_end|>"]})
+    tokenizer.chat_template = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n"
+                               "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    model = make_tiny_model(tokenizer)
+    cfg = RecipeConfig(name="toy", languages=("en", "is"))
+    dev = DevTranslator(model, tokenizer, cfg)
+    im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert im_end in dev.stops and dev.stops == stop_token_ids(model, tokenizer)
+    sample = DevSample("Hello.", "Halló.", "en", "is")
+    messages, prefix = prompt_messages("Hello.", "en", "is", style_for("tell"), cfg.anchor)
+    assert dev.prompt_ids(sample) == tokenizer(build_prompt(tokenizer, messages, prefix),
+                                               add_special_tokens=False)["input_ids"]

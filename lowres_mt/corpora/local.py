@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -253,31 +252,25 @@ def _rows(ref: str, path: Path, width: int, skipped: dict[str, int]):
 
 
 def _aligned(ref: str, paths: tuple[Path, ...], langs: tuple[str, ...], skipped: dict[str, int]) -> list[Pair]:
-    src_lines, tgt_lines = (list(iter_lines(p)) for p in paths)
-    if len(src_lines) != len(tgt_lines):
-        raise UserError(f"{ref}: {paths[0].name} and {paths[1].name} have {len(src_lines)} and "
-                        f"{len(tgt_lines)} lines; aligned files must have equally many")
-    pairs = []
-    for i, (src, tgt) in enumerate(zip(src_lines, tgt_lines)):
-        if src.strip() and tgt.strip():
-            pairs.append(Pair(src.strip(), tgt.strip(), langs[0], langs[1], ref, str(i)))
-        else:
-            skipped["empty"] = skipped.get("empty", 0) + 1
+    from lowres_mt.corpora.readers import Source, read_aligned
+
+    source = Source(ref, paths, langs)
+    pairs = read_aligned(source)
+    skipped.update(source.skipped)
     return pairs
 
 
 def _jsonl_pairs(ref: str, path: Path, langs: tuple[str, ...], skipped: dict[str, int]) -> list[Pair]:
+    """`{"src", "tgt"}` objects, or objects keyed by the two language codes."""
+    from lowres_mt.corpora.readers import Source, json_rows
+
+    source = Source(ref, (path,), langs)
     pairs = []
-    for i, line in enumerate(iter_lines(path)):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            row = None
-        keys = ("src", "tgt") if isinstance(row, dict) and "src" in row else langs
-        if not isinstance(row, dict) or not all(str(row.get(k) or "").strip() for k in keys):
-            skipped["malformed"] = skipped.get("malformed", 0) + 1
+    for i, row in json_rows(source):
+        keys = ("src", "tgt") if "src" in row else langs
+        if not all(str(row.get(k) or "").strip() for k in keys):
+            source.skipped["malformed"] += 1
             continue
         pairs.append(Pair(str(row[keys[0]]).strip(), str(row[keys[1]]).strip(), langs[0], langs[1], ref, str(i)))
+    skipped.update(source.skipped)
     return pairs

@@ -189,7 +189,7 @@ def _add_text(texts: list[Text], source: Source, text: str, text_id: str) -> Non
 
 # --- instruction data -----------------------------------------------------------------------
 
-def _json_rows(source: Source) -> Iterator[tuple[int, dict]]:
+def json_rows(source: Source) -> Iterator[tuple[int, dict]]:
     """(index, object) for every JSON-object line of every file; other lines count as malformed."""
     for path in source.paths:
         for i, line in enumerate(iter_lines(path)):
@@ -221,7 +221,7 @@ def _add_chat(records: list[Instruction], source: Source, turns: list[tuple[str,
 def read_dolly_jsonl(source: Source) -> list[Instruction]:
     """Dolly: user = instruction (+ blank line + context when there is one); assistant = response."""
     out: list[Instruction] = []
-    for i, row in _json_rows(source):
+    for i, row in json_rows(source):
         user = _join(row.get("instruction"), row.get("context"))
         _add_chat(out, source, [("user", user), ("assistant", row.get("response"))], str(row.get("id", i)))
     return out
@@ -233,7 +233,7 @@ _CALCULATOR = re.compile(r"<<[^<>]*>>")
 def read_gsm8k_jsonl(source: Source) -> list[Instruction]:
     """GSM8K: question -> worked answer without `<<calc>>` annotations, ending on `#### N`."""
     out: list[Instruction] = []
-    for i, row in _json_rows(source):
+    for i, row in json_rows(source):
         answer = _CALCULATOR.sub("", str(row.get("answer") or ""))
         _add_chat(out, source, [("user", row.get("question")), ("assistant", answer)], str(i))
     return out
@@ -270,7 +270,7 @@ _OASST_ROLES = {"user": "user", "prompter": "user", "assistant": "assistant"}
 def read_oasst_threads(source: Source) -> list[Instruction]:
     """OASST threads: `messages` [{role, text}] alternating user/assistant, trimmed to end on assistant."""
     out: list[Instruction] = []
-    for i, row in _json_rows(source):
+    for i, row in json_rows(source):
         turns = [(_OASST_ROLES.get(m.get("role")), m.get("text")) for m in row.get("messages") or []
                  if isinstance(m, dict)]
         while turns and turns[-1][0] != "assistant":
@@ -285,7 +285,7 @@ def read_oasst_threads(source: Source) -> list[Instruction]:
 def read_selfinstruct_jsonl(source: Source) -> list[Instruction]:
     """Self-Instruct seed tasks: instruction (+ first instance's input) -> first instance's output."""
     out: list[Instruction] = []
-    for i, row in _json_rows(source):
+    for i, row in json_rows(source):
         first = (row.get("instances") or [{}])[0]
         user = _join(row.get("instruction"), first.get("input"))
         _add_chat(out, source, [("user", user), ("assistant", first.get("output"))], str(row.get("id", i)))

@@ -14,7 +14,7 @@ from lowres_mt.config import RecipeConfig
 from lowres_mt.data.prompts import parse_response, prompt_messages, style_for
 from lowres_mt.train.batching import BatchStream
 from lowres_mt.train.tokenize import TokenizedExample
-from lowres_mt.translate.engine import DecodeSettings, answer_line
+from lowres_mt.translate.engine import DecodeSettings, answer_line, build_prompt, stop_token_ids
 from lowres_mt.translate.greedy import StopTables, greedy_decode
 
 
@@ -60,7 +60,7 @@ def dev_loss(module, examples: Sequence[TokenizedExample], *, batch_tokens: int,
     return total, count
 
 
-class Translator:
+class DevTranslator:
     """Greedy translation with the training model; ids pass through the trimmed vocabulary."""
 
     def __init__(self, model, tokenizer, cfg: RecipeConfig, *, batch_size: int = 16):
@@ -87,20 +87,12 @@ class Translator:
         """The inference prompt (chat template + answer prefix), in the tokenizer's ids."""
         messages, prefix = prompt_messages(sample.src, sample.src_lang, sample.tgt_lang, self.style,
                                            self.cfg.anchor, self.cfg.language_names, context=sample.context)
-        text = self.tokenizer.apply_chat_template([{"role": m.role, "content": m.content} for m in messages],
-                                                  tokenize=False, add_generation_prompt=True) + prefix
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return self.tokenizer(build_prompt(self.tokenizer, messages, prefix), add_special_tokens=False)["input_ids"]
 
     def stop_ids(self) -> list[int]:
-        """Token ids that end an answer: eos, the model's end-of-turn ids, `<end_of_turn>`."""
-        ids = {self.tokenizer.eos_token_id}
-        end = self.tokenizer.convert_tokens_to_ids("<end_of_turn>")
-        if isinstance(end, int) and end != self.tokenizer.unk_token_id:
-            ids.add(end)
-        eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
-        ids.update(eos if isinstance(eos, list) else [eos])
-        ids.discard(None)
-        return sorted(ids)
+        """Token ids that end an answer: evaluation's (`engine.stop_token_ids`), so dev chrF and
+        eval chrF stop alike whatever the chat format's end-of-turn marker."""
+        return stop_token_ids(self.model, self.tokenizer)
 
     def pad_id(self) -> int:
         """Padding id in the model's (possibly trimmed) vocabulary."""
@@ -137,7 +129,7 @@ class Translator:
                               self.cfg.language_names)
 
 
-def dev_chrf(translator: Translator, samples: Sequence[DevSample], max_new_tokens: int) -> dict:
+def dev_chrf(translator: DevTranslator, samples: Sequence[DevSample], max_new_tokens: int) -> dict:
     """chrF of the greedy translations, overall and per direction, and the translations."""
     hyps = translator.translate(samples, max_new_tokens)
     by_direction: dict[str, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))

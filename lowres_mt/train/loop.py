@@ -30,7 +30,7 @@ from lowres_mt.progress import bar as progress_bar
 from lowres_mt.train import rundir
 from lowres_mt.train.batching import BatchStream
 from lowres_mt.train.checkpoint import load_checkpoint, remove_partial, rng_state, save_checkpoint
-from lowres_mt.train.devset import DevSample, Translator, dev_chrf, dev_loss, dev_sample
+from lowres_mt.train.devset import DevSample, DevTranslator, dev_chrf, dev_loss, dev_sample
 from lowres_mt.train.loss import TargetOnlyLoss, packing_isolated
 from lowres_mt.train.metrics import MetricsLog, plot_loss
 from lowres_mt.train.tokenize import TokenizedExample, TokenizeStats, remap_examples, tokenize_rows
@@ -199,7 +199,7 @@ class Prepared:
     train_stats: TokenizeStats
     dev_stats: TokenizeStats
     samples: list[DevSample]  # dev chrF sample
-    translator: Translator
+    translator: DevTranslator
     pad_id: int  # in the model's vocabulary
     vocab_size: int
     pack: bool  # rows hold several examples: train.pack, where this model keeps packed examples apart
@@ -224,7 +224,7 @@ def prepare(cfg: RecipeConfig, run_dir: Path, dtype: torch.dtype = torch.float32
                         "raise train.max_length")
     dev_ex, dev_stats = tokenize_rows(tokenizer, dev_rows, tc.max_length)
     samples = dev_sample(dev_rows, tc.dev_chrf_size)
-    translator = Translator(model, tokenizer, cfg, batch_size=cfg.eval.batch_size)
+    translator = DevTranslator(model, tokenizer, cfg, batch_size=cfg.eval.batch_size)
     vocab_size = len(tokenizer)
     if tc.trim_vocab:
         seen = [train_stats.ids, dev_stats.ids, translator.stops, *(translator.prompt_ids(s) for s in samples)]

@@ -24,7 +24,7 @@ app = typer.Typer(
 )
 
 
-COMMAND_MODULES = ("init", "corpora", "recipes", "data", "train", "sweep", "select", "evaluate", "score", "translate", "serve")
+COMMAND_MODULES = ("init", "corpora", "recipes", "data", "train", "sweep", "select", "evaluate", "score", "translate", "synth", "serve")
 
 
 def _register() -> None:

@@ -1,0 +1,246 @@
+"""Synthetic pairs for back-translation: a trained run translates a monolingual corpus.
+
+`synthesize(run, "icepahc:modern", "is", "en")` translates Icelandic sentences into English and
+writes one JSON object a line to `runs/<run>/synth/icepahc-modern.is-en.jsonl`:
+
+    {"source": <the run's translation: SYNTHETIC>, "target": <the monolingual sentence: REAL>,
+     "direction": "en-is", "run": ..., "adapter_digest": ..., "decoding": {...},
+     "mono": "icepahc:modern", "line": <the sentence's id in the corpus>}
+
+Back-translation trains the other way round: the pair teaches `direction` (here en→is), a real
+Icelandic target written from a synthetic English source, so the model only ever learns to write
+real text. Decoding goes through `translate.open_translator` (greedy by default; no sampling).
+
+The file is written a batch at a time (appended, flushed and fsynced), so a killed job keeps every
+finished batch; `resume=True` checks that the file came from the same adapter, decoding, corpus
+and direction, drops a half-written last line, and translates only the sentences not yet in it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from lowres_mt.errors import UserError
+from lowres_mt.records import Text
+from lowres_mt.run import Run
+
+# DecodeSettings fields that change how fast answers come, not which: a resume may change them
+NOT_IDENTITY = ("batch_size", "device")
+
+
+@dataclass(frozen=True)
+class SynthReport:
+    out: Path
+    written: int  # pairs this call added
+    already: int  # pairs the file held before (resume)
+    too_long: int  # sentences left out: one sentence over MAX_SENTENCE_CHARS
+    empty: int  # written pairs whose translation came back empty
+    seconds: float  # the whole call, model loading included
+    decode_seconds: float  # translating only
+
+    @property
+    def rate(self) -> float:
+        """Sentences translated per second of decoding."""
+        return self.written / self.decode_seconds if self.decode_seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What every line of a synthetic file repeats, and what a resume must find unchanged."""
+
+    run: str
+    adapter_digest: str
+    decoding: dict
+    mono: str
+    direction: str
+
+    def mismatch(self, row: Mapping) -> str | None:
+        """Why `row` (a line of an existing file) cannot be continued by this call, or None."""
+        if row.get("adapter_digest") != self.adapter_digest:
+            return (f"another adapter (run '{row.get('run')}', digest {str(row.get('adapter_digest'))[:12]}…; "
+                    f"now run '{self.run}', {self.adapter_digest[:12]}…)")
+        if row.get("mono") != self.mono or row.get("direction") != self.direction:
+            return f"{row.get('mono')} as {row.get('direction')} pairs (now {self.mono} as {self.direction})"
+        old, new = _identity(row.get("decoding")), _identity(self.decoding)
+        if old != new:
+            keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            return "other decoding settings (" + ", ".join(f"{k}: {old.get(k)!r} → {new.get(k)!r}" for k in keys) + ")"
+        return None
+
+
+def synthesize(run_dir: Path | str, mono: str, src: str, tgt: str, out: Path | str | None = None, *,
+               limit: int | None = None, resume: bool = False, batch_size: int = 32, num_beams: int = 1,
+               max_new_tokens: int | None = None, progress: bool = True) -> SynthReport:
+    """Translate the monolingual set `mono` (a `corpus:set` ref or a text file, one sentence a line)
+    from `src` into `tgt` with the run at `run_dir`, and write synthetic pairs to `out` (default
+    `runs/<run>/synth/<corpus>-<set>.<src>-<tgt>.jsonl`, or `<file stem>.<src>-<tgt>.jsonl`).
+
+    Each line's "source" is the model's translation (synthetic, in `tgt`), its "target" the
+    corpus sentence (real, in `src`), and "direction" `tgt-src`, the direction the pair trains.
+    Only the first `limit` sentences are translated when given. An existing `out` is an error
+    unless `resume`. Decoding is the recipe's `eval:` settings with `num_beams` (1 = greedy),
+    `batch_size` and, when given, `max_new_tokens`."""
+    from lowres_mt.translate import DecodeSettings, open_translator
+
+    started = time.perf_counter()
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit {limit}: give at least 1 sentence (or leave --limit out for all)")
+    run = Run.open(run_dir)
+    ref, texts = load_mono(run, mono, src, tgt)
+    texts = texts[:limit]
+    keys = line_keys(texts)
+    out = Path(out) if out is not None else default_output(run, ref, src, tgt)
+    overrides = {"max_new_tokens": max_new_tokens} if max_new_tokens is not None else {}
+    settings = DecodeSettings.for_recipe(run.cfg, batch_size=batch_size, num_beams=num_beams, **overrides)
+    provenance = Provenance(run.name, run.digest, decoding_record(settings), ref, f"{tgt}-{src}")
+    done = resume_point(out, provenance) if resume else _refuse_existing(out)
+    todo, too_long = pending(texts, keys, done)
+    if not todo:  # a finished file: nothing to load
+        return SynthReport(out, 0, len(done), too_long, 0, time.perf_counter() - started, 0.0)
+    translator = open_translator(run.path, None, settings, direction=(src, tgt), progress=False)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    decode_started = time.perf_counter()
+    written, empty = write_pairs(translator, todo, out, provenance, src, tgt,
+                                 batch_size=batch_size, total=len(texts), done=len(texts) - len(todo),
+                                 progress=progress)
+    now = time.perf_counter()
+    return SynthReport(out, written, len(done), too_long, empty, now - started, now - decode_started)
+
+
+def load_mono(run: Run, mono: str, src: str, tgt: str) -> tuple[str, list[Text]]:
+    """(the ref recorded in each line, the set's sentences), checked to be `src` text.
+
+    A file path is read as one sentence a line: in the language its name gives (`news.is.txt`),
+    else in `src`. A shipped set must be monolingual `src` text; an empty set is an error."""
+    from lowres_mt import corpora
+    from lowres_mt.corpora import local
+
+    ref = mono
+    if local.is_path_ref(mono):
+        path = Path(mono).expanduser()
+        if not path.is_file():
+            raise UserError(f"--mono {mono}: no such file")
+        ref = str(path.resolve())
+        local.declare(ref, "text", (tgt, src), dict(run.cfg.language_names))  # no `.xx.` part: src
+    info = corpora.set_info(ref)
+    if info.role != "monolingual":
+        raise UserError(f"{mono} is a {info.role} set ({info.format}), not monolingual text; "
+                        "use a monolingual set (see `lowres-mt corpora list`) or a text file")
+    if info.languages != (src,):
+        raise UserError(f"{mono} is {'/'.join(info.languages)} text, not '{src}'; give --from "
+                        f"{info.languages[0]} (a run direction from it) or a set in '{src}'")
+    texts = [r for r in corpora.load_set(ref) if isinstance(r, Text)]
+    if not texts:
+        raise UserError(f"{mono} holds no sentences; nothing to translate")
+    return ref, texts
+
+
+def default_output(run: Run, ref: str, src: str, tgt: str) -> Path:
+    from lowres_mt.corpora import local
+
+    stem = Path(ref).stem if local.is_path_ref(ref) else ref.replace(":", "-")
+    return run.path / "synth" / f"{stem}.{src}-{tgt}.jsonl"
+
+
+def line_keys(texts: Sequence[Text]) -> list[str]:
+    """Each sentence's "line": its corpus id (its position when it has none), `#2`, `#3` … added
+    to a repeated id, so that a resume can tell every sentence apart."""
+    seen: Counter[str] = Counter()
+    keys = []
+    for position, text in enumerate(texts):
+        key = text.id or str(position)
+        seen[key] += 1
+        keys.append(key if seen[key] == 1 else f"{key}#{seen[key]}")
+    return keys
+
+
+def decoding_record(settings) -> dict:
+    """DecodeSettings as the JSON each line carries (alphabet included)."""
+    return json.loads(json.dumps(dataclasses.asdict(settings), default=dict, sort_keys=True))
+
+
+def pending(texts: Sequence[Text], keys: Sequence[str], done: set[str]) -> tuple[list[tuple[str, str]], int]:
+    """(key, sentence) still to translate, and how many sentences are too long to translate."""
+    from lowres_mt.translate import MAX_SENTENCE_CHARS, SPLIT_CHARS, split_sentences
+
+    todo, too_long = [], 0
+    for key, text in zip(keys, texts, strict=True):
+        pieces = split_sentences(text.text) if len(text.text) > SPLIT_CHARS else [text.text]
+        if max(map(len, pieces), default=0) > MAX_SENTENCE_CHARS:
+            too_long += 1
+        elif key not in done:
+            todo.append((key, text.text))
+    return todo, too_long
+
+
+def resume_point(out: Path, provenance: Provenance) -> set[str]:
+    """The "line" keys `out` already holds, after checking each line came from this adapter,
+    decoding, corpus and direction; a half-written last line (a killed job) is cut off."""
+    if not out.exists():
+        return set()
+    data = out.read_bytes()
+    end = data.rfind(b"\n") + 1
+    complete, partial = data[:end], data[end:]
+    try:
+        rows = [json.loads(line) for line in complete.decode("utf-8").splitlines()]
+    except (UnicodeDecodeError, ValueError):
+        rows = None
+    if rows is None or not all(isinstance(r, dict) and "line" in r and "source" in r for r in rows) \
+            or (not rows and partial and not partial.startswith(b'{"source":')):
+        raise UserError(f"{out} is not a file `lowres-mt synth` wrote; give another --out")
+    for number, row in enumerate(rows, 1):
+        if (why := provenance.mismatch(row)) is not None:
+            raise UserError(f"cannot resume {out}: line {number} holds pairs from {why}; give another --out")
+    if partial:
+        os.truncate(out, end)
+    return {str(row["line"]) for row in rows}
+
+
+def write_pairs(translator, todo: Sequence[tuple[str, str]], out: Path, provenance: Provenance,
+                src: str, tgt: str, *, batch_size: int, total: int, done: int,
+                progress: bool = True) -> tuple[int, int]:
+    """Translate `todo` a batch at a time, appending each batch's lines to `out` (flushed and
+    fsynced before the next batch starts). Returns (pairs written, empty translations)."""
+    from lowres_mt.progress import bar
+
+    written = empty = 0
+    started = time.perf_counter()
+    with bar("rate", enabled=progress and bool(todo), transient=True) as shown, \
+            open(out, "a", encoding="utf-8") as f:
+        task = shown.add_task(f"synth {src}→{tgt}", total=total, completed=done, rate="")
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start:start + batch_size]
+            lines = translator.translate([text for _, text in batch], src, tgt)
+            f.write("".join(_line(provenance, key, text, line) for (key, text), line in zip(batch, lines, strict=True)))
+            f.flush()
+            os.fsync(f.fileno())
+            written += len(batch)
+            empty += sum(not line.strip() for line in lines)
+            rate = written / max(time.perf_counter() - started, 1e-9)
+            shown.update(task, completed=done + written, rate=f"{rate:.2f} sentences/s")
+    return written, empty
+
+
+def _line(provenance: Provenance, key: str, real: str, synthetic: str) -> str:
+    row = {"source": synthetic, "target": real, "direction": provenance.direction, "run": provenance.run,
+           "adapter_digest": provenance.adapter_digest, "decoding": provenance.decoding,
+           "mono": provenance.mono, "line": key}
+    return json.dumps(row, ensure_ascii=False) + "\n"
+
+
+def _refuse_existing(out: Path) -> set[str]:
+    if out.exists():
+        raise UserError(f"{out} exists; pass --resume to continue it (or give another --out)")
+    return set()
+
+
+def _identity(decoding) -> dict:
+    decoding = decoding if isinstance(decoding, dict) else {}
+    return {k: v for k, v in decoding.items() if k not in NOT_IDENTITY}

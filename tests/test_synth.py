@@ -1,0 +1,179 @@
+"""`lowres-mt synth` on a tiny run: provenance on every line, resume after a kill, refusals."""
+
+import json
+import sys
+
+import pytest
+from conftest import make_tiny_model
+
+from lowres_mt.config import EvalConfig, RecipeConfig, dump_recipe
+from lowres_mt.errors import UserError
+from lowres_mt.run import Run
+from lowres_mt.synth import synthesize
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+SENTENCES = ["Góðan daginn.", "Hvar er stöðin?", "Kötturinn sat á mottunni.", "Ég heiti Jón.",
+             "Það rignir í dag.", "Hundurinn geltir.", "Bókin er á borðinu."]
+
+
+@pytest.fixture
+def tiny_run(tmp_path, tiny_model_dir, tiny_tokenizer, monkeypatch):
+    """runs/tiny-tell: an en-is recipe (answers of at most 4 tokens) and a random LoRA adapter."""
+    from peft import LoraConfig, get_peft_model
+
+    monkeypatch.setenv("LOWRES_MT_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "runs" / "tiny-tell"
+    model = get_peft_model(make_tiny_model(tiny_tokenizer),
+                           LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    model.save_pretrained(run / "adapter")
+    cfg = RecipeConfig(name="tiny", languages=("en", "is"), base_model=str(tiny_model_dir),
+                       eval=EvalConfig(max_new_tokens=4))
+    (run / "config.yaml").write_text(dump_recipe(cfg))
+    (run / "run.json").write_text(json.dumps({"recipe": "tiny", "method": "tell", "status": "done",
+                                              "base_model": str(tiny_model_dir),
+                                              "directions": ["en-is", "is-en"]}))
+    return run
+
+
+@pytest.fixture
+def mono(tmp_path):
+    """Seven Icelandic sentences, one a line, with a blank line (skipped) after the second."""
+    path = tmp_path / "news.is.txt"
+    path.write_text("\n".join(SENTENCES[:2] + [""] + SENTENCES[2:]) + "\n", encoding="utf-8")
+    return path
+
+
+def _cli(monkeypatch, capsys, *args):
+    from lowres_mt.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["lowres-mt", "synth", *args])
+    with pytest.raises(SystemExit) as done:
+        main()
+    out = capsys.readouterr()
+    return done.value.code, out.out, out.err
+
+
+def _rows(path):
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_every_line_is_a_pair_with_its_provenance(tiny_run, mono, monkeypatch, capsys):
+    code, _, err = _cli(monkeypatch, capsys, "--run", str(tiny_run), "--mono", str(mono),
+                        "--from", "is", "--to", "en", "--batch-size", "3")
+    assert code == 0, err
+    assert "7 pairs written" in err and "sentences/s" in err
+    out = tiny_run / "synth" / "news.is.is-en.jsonl"
+    rows = _rows(out)
+    assert [r["target"] for r in rows] == SENTENCES  # the real side is the monolingual text
+    assert [r["line"] for r in rows] == ["0", "1", "3", "4", "5", "6", "7"]  # file line numbers
+    first = rows[0]
+    assert set(first) == {"source", "target", "direction", "run", "adapter_digest", "decoding", "mono", "line"}
+    assert first["direction"] == "en-is"  # synthetic English source, real Icelandic target
+    assert first["run"] == "tiny-tell" and first["adapter_digest"] == Run.open(tiny_run).digest
+    assert first["mono"] == str(mono.resolve())
+    assert first["decoding"]["num_beams"] == 1 and first["decoding"]["max_new_tokens"] == 4
+    assert first["decoding"]["alphabet"] is True and first["decoding"]["batch_size"] == 3
+    assert all(isinstance(r["source"], str) and "\n" not in r["source"] for r in rows)
+
+    # the same command again: the file is the product's, but never replaced without --resume
+    before = out.read_bytes()
+    code, _, err = _cli(monkeypatch, capsys, "--run", str(tiny_run), "--mono", str(mono),
+                        "--from", "is", "--to", "en")
+    assert code == 2 and "exists; pass --resume to continue it" in err and len(err.strip().splitlines()) == 1
+    assert out.read_bytes() == before
+
+
+def test_resume_after_a_kill_completes_the_file_without_duplicates(tiny_run, mono, tmp_path, monkeypatch):
+    from lowres_mt.translate.session import Translator
+
+    reference = tmp_path / "reference.jsonl"
+    synthesize(tiny_run, str(mono), "is", "en", reference, batch_size=2, progress=False)
+
+    calls = []
+    translate = Translator.translate
+
+    def dies_on_the_third_batch(self, segments, src, tgt):
+        calls.append(len(segments))
+        if len(calls) == 3:
+            raise RuntimeError("killed")
+        return translate(self, segments, src, tgt)
+
+    killed = tmp_path / "killed.jsonl"
+    with monkeypatch.context() as patch:
+        patch.setattr(Translator, "translate", dies_on_the_third_batch)
+        with pytest.raises(RuntimeError, match="killed"):
+            synthesize(tiny_run, str(mono), "is", "en", killed, batch_size=2, progress=False)
+    assert len(_rows(killed)) == 4  # two whole batches survived
+    # and a kill in the middle of writing the third batch left half a line
+    third = reference.read_text(encoding="utf-8").splitlines()[4]
+    with open(killed, "a", encoding="utf-8") as f:
+        f.write(third[:len(third) // 2])
+
+    report = synthesize(tiny_run, str(mono), "is", "en", killed, resume=True, batch_size=2, progress=False)
+    assert (report.already, report.written) == (4, 3)
+    assert killed.read_bytes() == reference.read_bytes()  # same ids, same translations, once each
+
+    # a finished file resumes to nothing, without loading the model (another batch size is fine)
+    report = synthesize(tiny_run, str(mono), "is", "en", killed, resume=True, batch_size=5, progress=False)
+    assert (report.already, report.written) == (7, 0)
+
+
+def test_resume_refuses_another_adapter_or_decoding(tiny_run, mono, tmp_path):
+    rows = [{"source": "Good morning.", "target": SENTENCES[0], "direction": "en-is", "run": "tiny-tell",
+             "adapter_digest": Run.open(tiny_run).digest, "mono": str(mono.resolve()), "line": "0",
+             "decoding": synth_decoding(tiny_run)}]
+    out = tmp_path / "synth.jsonl"
+
+    def write(**changes):
+        out.write_text(json.dumps({**rows[0], **changes}, ensure_ascii=False) + "\n", encoding="utf-8")
+        return out.read_bytes()
+
+    for changes, why in [({"adapter_digest": "0" * 64}, "another adapter"),
+                         ({"decoding": {**rows[0]["decoding"], "max_new_tokens": 9}},
+                          "other decoding settings (max_new_tokens: 9 → 4)"),
+                         ({"direction": "is-en"}, "as is-en pairs")]:
+        before = write(**changes)
+        with pytest.raises(UserError, match="cannot resume") as refused:
+            synthesize(tiny_run, str(mono), "is", "en", out, resume=True, progress=False)
+        assert why in str(refused.value) and "\n" not in str(refused.value)
+        assert out.read_bytes() == before
+
+    # a file synth did not write is left alone, with or without a half line at its end
+    for text in ("Góðan daginn.\tGood morning.\n", "just some text"):
+        out.write_text(text, encoding="utf-8")
+        with pytest.raises(UserError, match="is not a file `lowres-mt synth` wrote"):
+            synthesize(tiny_run, str(mono), "is", "en", out, resume=True, progress=False)
+        assert out.read_text(encoding="utf-8") == text
+
+
+def synth_decoding(run):
+    from lowres_mt.synth import decoding_record
+    from lowres_mt.translate import DecodeSettings
+
+    return decoding_record(DecodeSettings.for_recipe(Run.open(run).cfg, num_beams=1))
+
+
+@pytest.mark.parametrize(("mono_ref", "src", "tgt", "kwargs", "message"), [
+    ("empty.is.txt", "is", "en", {}, "holds no sentences"),
+    ("news.en.txt", "is", "en", {}, "is en text, not 'is'"),
+    ("news.is.txt", "is", "en", {"limit": 0}, "--limit 0"),
+    ("news.is.txt", "is", "fo", {}, "unknown language 'fo'"),
+    ("missing.txt", "is", "en", {}, "no such file"),
+    ("icepahc:modern", "en", "is", {}, "is is text, not 'en'"),
+    ("flores200:devtest", "is", "en", {}, "not monolingual text"),
+])
+def test_mistakes_are_one_line(tiny_run, tmp_path, mono_ref, src, tgt, kwargs, message):
+    (tmp_path / "empty.is.txt").write_text("\n\n", encoding="utf-8")
+    (tmp_path / "news.en.txt").write_text("Good morning.\n", encoding="utf-8")
+    (tmp_path / "news.is.txt").write_text("Góðan daginn.\n", encoding="utf-8")
+    ref = mono_ref if ":" in mono_ref else str(tmp_path / mono_ref)
+    with pytest.raises(UserError) as refused:
+        synthesize(tiny_run, ref, src, tgt, tmp_path / "out.jsonl", progress=False, **kwargs)
+    assert message in str(refused.value) and "\n" not in str(refused.value)
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_unknown_run_is_one_line(tmp_path, mono):
+    with pytest.raises(UserError, match="is not a run folder"):
+        synthesize(tmp_path / "runs" / "nope", str(mono), "is", "en", progress=False)

@@ -141,3 +141,14 @@ def test_shipped_set_in_other_languages_is_an_error(tmp_path):
 def test_unknown_language_code_without_a_name(tmp_path):
     shutil.copytree(FIXTURES / "own_pair", tmp_path / "data")
     assert_one_line_error(run_cli(["init", "en-qqa", "--train", "data/train.tsv"], tmp_path), "qqa")
+
+
+def test_names_give_an_unknown_code_its_name(tmp_path):
+    shutil.copytree(FIXTURES / "own_pair", tmp_path / "data")
+    (tmp_path / "data" / "train.tsv").write_text("Good morning.\tMorning qqa.\n", encoding="utf-8")
+    result = run_cli(["init", "en-qqa", "--train", "data/train.tsv", "--names", "qqa=Qqaish"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    recipe = yaml.safe_load((tmp_path / "en-qqa.yaml").read_text(encoding="utf-8"))
+    assert recipe["language_names"] == {"qqa": "Qqaish"} and recipe["task"]["train"] == ["data/train.tsv"]
+    assert_one_line_error(run_cli(["init", "en-qqa", "--train", "data/train.tsv", "--names", "qqa=Qqaish"],
+                                  tmp_path), "exists", "--force")

@@ -122,6 +122,19 @@ class MonoConfig:
 
 
 @dataclass(frozen=True)
+class SyntheticConfig:
+    """Synthetic pairs (`lowres-mt synth` files: back-translations, a model's output on the source
+    side, real text on the target side) added to the task data, each in the one direction it was
+    made for, through the same length and quality filters and contamination guard as real pairs.
+    `task.tokens` keeps counting real pairs only; the manifest counts synthetic ones apart."""
+
+    corpora: tuple[str, ...] = ()  # synth JSONL files (paths, relative to the recipe)
+    ratio: float = at_least(0, 0.0)  # synthetic content tokens = ratio × the real task tokens (0 = none)
+    tagged: bool = True  # training prompts show `tag` before a synthetic source; inference never does
+    tag: str = "<bt>"
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     method: Method = "tell"
     epochs: float = 1.0
@@ -287,6 +300,7 @@ class RecipeConfig:
     anchor: AnchorConfig = AnchorConfig()
     general: GeneralConfig = GeneralConfig()
     mono: MonoConfig = MonoConfig()
+    synthetic: SyntheticConfig = SyntheticConfig()
     train: TrainConfig = TrainConfig()
     # passed straight to peft.LoraConfig; null: full fine-tuning, every weight trained (float32)
     lora: dict[str, Any] | None = field(default_factory=dict)

@@ -14,6 +14,7 @@ whatever their prompt lengths.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from lowres_mt.data.guard import ContaminationGuard, guard_from_sets, protected_
 from lowres_mt.data.pools import (
     CorpusStats,
     check_pair_languages,
+    filtered_pairs,
     load_counted,
     load_general_pool,
     load_task_pool,
@@ -88,6 +90,7 @@ def build_dataset(cfg: RecipeConfig, *, method: str, out_dir: Path, tokenizer=No
     if not task:
         raise UserError(f"0 task examples: no pair of {', '.join(cfg.task.train)} turns into the "
                         f"recipe's directions {', '.join(cfg.directions)}; check `languages:` and `directions:`")
+    task += synthetic_examples(cfg, sum(pair_tokens), method, count_tokens, guard, rng, stats, evidence)
 
     general: list[tuple[Example, int]] = []
     if method.startswith("tell") and cfg.general.ratio > 0:
@@ -153,6 +156,37 @@ def task_examples(cfg: RecipeConfig, pairs: list[Pair], costs: list[int],
             messages = example_messages(oriented, style, cfg.anchor, cfg.language_names, context)
             out.append((Example(messages, "task", direction, pair.corpus, f"{pair.corpus}#{pair.id}",
                                 oriented.src, oriented.tgt, context), cost))
+    return out
+
+
+def synthetic_examples(cfg: RecipeConfig, real_tokens: int, method: str, count_tokens: TokenCounter,
+                       guard: ContaminationGuard, rng: random.Random, stats: dict[str, CorpusStats],
+                       evidence=None) -> list[tuple[Example, int]]:
+    """Synthetic pairs up to `synthetic.ratio` × the real task tokens, through the task filters and
+    the guard, each in the direction it was made for, its source behind `synthetic.tag` when
+    `tagged` (training prompts only: inference never writes the tag)."""
+    syn = cfg.synthetic
+    if syn.ratio <= 0:
+        return []
+    if not syn.corpora:
+        raise UserError("synthetic.ratio is above 0 but synthetic.corpora is empty; name `lowres-mt "
+                        "synth` files there, or set synthetic.ratio=0")
+    seen: set[tuple[str, str]] = set()
+    pool = [pair for ref in syn.corpora
+            for pair in filtered_pairs(ref, "synthetic.corpora", cfg, guard, stats, seen)
+            if pair.direction in cfg.directions]
+    pairs, costs = sample_to_budget(pool, round(syn.ratio * real_tokens), count_tokens, rng)
+    if not pairs:
+        raise UserError(f"0 synthetic pairs left from {', '.join(syn.corpora)} after filtering, in the "
+                        f"recipe's directions {', '.join(cfg.directions)}")
+    style, out = style_for(method), []
+    for pair, cost in zip(pairs, costs):
+        stats[pair.corpus].used += 1
+        shown = dataclasses.replace(pair, src=f"{syn.tag} {pair.src}") if syn.tagged else pair
+        context = evidence.block(pair.src, pair.src_lang, pair.tgt_lang, exclude=pair) if evidence else ""
+        messages = example_messages(shown, style, cfg.anchor, cfg.language_names, context)
+        out.append((Example(messages, "synthetic", pair.direction, pair.corpus, f"{pair.corpus}#{pair.id}",
+                            pair.src, pair.tgt, context), cost))
     return out
 
 

@@ -15,6 +15,7 @@ refused. Formats follow the file name:
 | text | any | one sentence a line, in the language of a `.xx.` part of the name (`mono.fo.txt`), else the recipe's second language |
 | lexemes | `x.tsv` / `x.csv` | `word<TAB>gloss`, several glosses split by `;` or in further columns; the words are in the recipe's second language unless a header of codes says otherwise |
 | sections | `x.md` / `x.txt` | a grammar: Markdown headings start sections; plain text without headings is one section a paragraph |
+| synthetic | `x.jsonl` | `lowres-mt synth` lines: "source" (synthetic) → "target" (real) in their "direction" |
 """
 
 from __future__ import annotations
@@ -32,15 +33,15 @@ from lowres_mt.errors import UserError
 from lowres_mt.io import iter_lines, read_text, sha256_file
 from lowres_mt.records import Pair, Text
 
-KINDS = ("pairs", "text", "lexemes", "sections")
+KINDS = ("pairs", "text", "lexemes", "sections", "synthetic")
 # recipe keys whose entries are set refs, and the kind of records each expects (None: shipped sets only)
 REF_KEYS: dict[tuple[str, str], str | None] = {
     ("task", "train"): "pairs", ("task", "dev"): "pairs", ("task", "guard"): "pairs",
     ("eval", "testsets"): "pairs", ("mono", "corpora"): "text", ("book", "sentences"): "pairs",
     ("book", "wordlists"): "lexemes", ("book", "grammar"): "sections", ("book", "glossed"): None,
-    ("general", "corpora"): None,
+    ("general", "corpora"): None, ("synthetic", "corpora"): "synthetic",
 }
-_ROLES = {"pairs": "train", "text": "monolingual", "lexemes": "book", "sections": "book"}
+_ROLES = {"pairs": "train", "text": "monolingual", "lexemes": "book", "sections": "book", "synthetic": "train"}
 _SUFFIXES = {".tsv", ".csv", ".jsonl", ".txt", ".md", ".markdown", ".text"}
 _CODE = re.compile(r"[a-z]{2,3}")
 _HEADING = re.compile(r"(#{1,6})\s+(.+?)\s*#*\s*")
@@ -111,7 +112,7 @@ def format_of(ref: str) -> str:
         return {".jsonl": "jsonl-pairs", ".csv": "csv-pairs", "": "aligned"}.get(path.suffix.lower(), "tsv-pairs")
     if local.kind == "lexemes":
         return "csv-wordlist" if path.suffix.lower() == ".csv" else "tsv-wordlist"
-    return {"text": "text-lines", "sections": "markdown-sections"}[local.kind]
+    return {"text": "text-lines", "sections": "markdown-sections", "synthetic": "synth-jsonl"}[local.kind]
 
 
 def role_of(ref: str) -> str:
@@ -126,6 +127,8 @@ def languages_of(ref: str) -> tuple[str, ...]:
         return (_text_language(Path(ref), local.languages),)
     if local.kind == "sections":
         return (local.languages[0],)
+    if local.kind == "synthetic":
+        return local.languages
     order = _header_order(ref, local) if Path(ref).suffix.lower() in (".tsv", ".csv") else None
     if order:
         return order
@@ -142,6 +145,8 @@ def read(ref: str) -> tuple[list, dict[str, int]]:
         records = _aligned(ref, paths, langs, skipped)
     elif fmt == "jsonl-pairs":
         records = _jsonl_pairs(ref, paths[0], langs, skipped)
+    elif fmt == "synth-jsonl":
+        records = _synthetic_pairs(ref, paths[0], langs, skipped)
     elif local.kind == "pairs":
         records = [Pair(a, b, langs[0], langs[1], ref, i) for i, (a, b) in _rows(ref, paths[0], 2, skipped)]
     elif local.kind == "lexemes":
@@ -272,5 +277,23 @@ def _jsonl_pairs(ref: str, path: Path, langs: tuple[str, ...], skipped: dict[str
             source.skipped["malformed"] += 1
             continue
         pairs.append(Pair(str(row[keys[0]]).strip(), str(row[keys[1]]).strip(), langs[0], langs[1], ref, str(i)))
+    skipped.update(source.skipped)
+    return pairs
+
+
+def _synthetic_pairs(ref: str, path: Path, langs: tuple[str, ...], skipped: dict[str, int]) -> list[Pair]:
+    """`lowres-mt synth` lines: "source" (synthetic) → "target" (real) in "direction"; a line for
+    another language pair, or with an empty side, is skipped as malformed."""
+    from lowres_mt.corpora.readers import Source, json_rows
+
+    source = Source(ref, (path,), langs)
+    pairs = []
+    for i, row in json_rows(source):
+        src_lang, _, tgt_lang = str(row.get("direction") or "").partition("-")
+        src, tgt = str(row.get("source") or "").strip(), str(row.get("target") or "").strip()
+        if {src_lang, tgt_lang} != set(langs) or not src or not tgt:
+            source.skipped["malformed"] += 1
+            continue
+        pairs.append(Pair(src, tgt, src_lang, tgt_lang, ref, str(row.get("line", i))))
     skipped.update(source.skipped)
     return pairs

@@ -65,31 +65,39 @@ def load_task_pool(cfg: RecipeConfig, guard: ContaminationGuard, stats: dict[str
     pool: list[Pair] = []
     seen: set[tuple[str, str]] = set()
     for ref in cfg.task.train:
-        check_pair_languages(ref, "task.train", cfg.languages)
-        records, entry = load_counted(ref, Pair, "task.train", "sentence pairs", stats)
-        kept: list[Pair] = []
-        for record in records:
-            pair = filters.unescape_entities(record)
-            entry.unescaped += pair is not record
-            reason = drop_reason(pair, cfg.task, seen, guard)
-            if reason:
-                setattr(entry, reason, getattr(entry, reason) + 1)
-                if dropped is not None:
-                    dropped.append((reason, pair))
-            else:
-                kept.append(pair)
-        if cfg.task.langid:
-            wrong = filters.wrong_language(kept, cfg.task.langid_min_chars)
-            entry.wrong_language = sum(wrong)
-            if dropped is not None:
-                dropped.extend(("wrong_language", pair) for pair, bad in zip(kept, wrong) if bad)
-            kept = [pair for pair, bad in zip(kept, wrong) if not bad]
-        pool.extend(kept)
+        pool.extend(filtered_pairs(ref, "task.train", cfg, guard, stats, seen, dropped))
     if not pool:
         raise UserError("no training pairs left after length, duplicate, contamination and quality "
                         "filtering; check task.train, task.min_chars/max_chars, task.guard and the "
                         "task quality settings (ratio_range, min_letters, near_copies, langid)")
     return pool
+
+
+def filtered_pairs(ref: str, key: str, cfg: RecipeConfig, guard: ContaminationGuard,
+                   stats: dict[str, CorpusStats], seen: set[tuple[str, str]],
+                   dropped: list[tuple[str, Pair]] | None = None) -> list[Pair]:
+    """The pairs of one set that pass the task filters (`drop_reason`, then language ID), counted
+    in `stats[ref]`; `seen` carries the duplicate check across sets."""
+    check_pair_languages(ref, key, cfg.languages)
+    records, entry = load_counted(ref, Pair, key, "sentence pairs", stats)
+    kept: list[Pair] = []
+    for record in records:
+        pair = filters.unescape_entities(record)
+        entry.unescaped += pair is not record
+        reason = drop_reason(pair, cfg.task, seen, guard)
+        if reason:
+            setattr(entry, reason, getattr(entry, reason) + 1)
+            if dropped is not None:
+                dropped.append((reason, pair))
+        else:
+            kept.append(pair)
+    if cfg.task.langid:
+        wrong = filters.wrong_language(kept, cfg.task.langid_min_chars)
+        entry.wrong_language = sum(wrong)
+        if dropped is not None:
+            dropped.extend(("wrong_language", pair) for pair, bad in zip(kept, wrong) if bad)
+        kept = [pair for pair, bad in zip(kept, wrong) if not bad]
+    return kept
 
 
 def drop_reason(pair: Pair, task: TaskConfig, seen: set[tuple[str, str]],

@@ -229,6 +229,10 @@ class EvalConfig:
     # decodes alike (falls back to torch with a notice)
     backend: Literal["auto", "torch", "ctranslate2"] = "auto"
     quantization: Literal["float32", "int8_float32", "int8", "float16", "bfloat16", "int8_float16"] = "float32"
+    # MBR decoding: this many epsilon-sampled answers a sentence, the consensus one kept (chrF
+    # against the others; lowres_mt.translate.mbr); 0 = off. Costs about that many decodes
+    mbr_samples: int = at_least(0, 0)
+    mbr_epsilon: float = 0.02
     bootstrap: int = 1000  # paired bootstrap resamples for CIs and p-values
     baseline: str = "sft"  # every other system is tested for significance against this one
     comet_model: str | None = None  # COMET checkpoint path or hub id; --comet-model overrides

@@ -32,6 +32,9 @@ def translate_cmd(
     num_beams: int = typer.Option(1, "--num-beams", min=1, help="1 = greedy"),
     train_vocabulary: bool = typer.Option(False, "--train-vocabulary",
                                           help="answer only with tokens the run was trained on"),
+    mbr_samples: int = typer.Option(0, "--mbr-samples", min=0,
+                                    help="MBR decoding: this many sampled answers a line, the consensus kept "
+                                         "(chrF against the others); about that many times slower; 0 = greedy"),
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
     quantization: str = typer.Option("float32", "--quantization", help=QUANTIZATION_HELP),
 ) -> None:
@@ -53,7 +56,7 @@ def translate_cmd(
     if segments is not None:
         segment_pieces(segments)  # a sentence too long to translate is refused before loading anything
     settings = DecodeSettings(batch_size, max_new_tokens, num_beams, train_vocabulary=train_vocabulary,
-                              backend=backend, quantization=quantization)
+                              backend=backend, quantization=quantization, mbr_samples=mbr_samples)
     translator = open_translator(run, base_model, settings,
                                  direction=(src, tgt), progress=False)
     if segments is None:

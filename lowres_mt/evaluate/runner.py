@@ -194,6 +194,8 @@ def _evaluate(job: Job, cfg: RecipeConfig, settings: DecodeSettings, maker: Hypo
                    "num_beams": settings.num_beams, "stop_repeats": settings.stop_repeats,
                    "no_repeat_ngram": settings.no_repeat_ngram, "repetition_penalty": settings.repetition_penalty,
                    **({"backend": choose(settings).label} if system.kind in ENGINE_KINDS else {}),
+                   **({"mbr_samples": settings.mbr_samples, "epsilon": settings.epsilon}
+                      if settings.mbr_samples and system.kind in ENGINE_KINDS else {}),
                    **({"train_vocabulary": True} if settings.train_vocabulary and system.run else {}),
                    **({"alphabet": letters} if (letters := alphabet_letters(job.pairs[0].tgt_lang,
                                                                              settings.alphabet)) is not None else {})},

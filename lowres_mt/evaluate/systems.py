@@ -103,6 +103,8 @@ class _ModelSystem(System):
         backend = choose(settings).label
         if backend != "torch":  # torch's keys stay as they were, so their caches stay valid
             decode["backend"] = backend
+        if settings.mbr_samples:
+            decode.update(mbr_samples=settings.mbr_samples, epsilon=settings.epsilon, seed=settings.seed)
         return {"engine": ENGINE_VERSION, "style": self.style, "decode": decode,
                 "prompt": {"anchor": to_dict(cfg.anchor), "names": cfg.language_names, "format": cfg.prompt_format}}
 

@@ -73,6 +73,8 @@ def ct2_problem(settings: DecodeSettings, model_config=None) -> str | None:
 
     if settings.device == "cpu" and settings.quantization not in CPU_QUANTIZATIONS:
         return f"quantization '{settings.quantization}' needs a GPU; on CPU use {', '.join(CPU_QUANTIZATIONS)}"
+    if settings.mbr_samples:
+        return "MBR's epsilon sampling runs on the torch engine only"
     if model_config is not None and (problem := ct2.unsupported_architecture(model_config)):
         return problem
     return ct2.unsupported(settings)

@@ -34,7 +34,8 @@ from lowres_mt.errors import UserError
 from lowres_mt.progress import bar as progress_bar
 from lowres_mt.records import Pair
 from lowres_mt.text import alphabet_letters, drop_repeated_tail, fits_alphabet, learn_alphabets
-from lowres_mt.translate.greedy import StopTables, greedy_decode, is_looping
+from lowres_mt.translate.greedy import Sampling, StopTables, greedy_decode, is_looping
+from lowres_mt.translate.mbr import mbr_select
 
 # bump when generation or parsing changes in a way that changes outputs (part of every cache key)
 ENGINE_VERSION = 4
@@ -62,6 +63,11 @@ class DecodeSettings:
     backend: str = "torch"
     quantization: str = "float32"  # CTranslate2's compute type: float32, int8_float32, int8 (CPU)
     device: str = "cpu"
+    # MBR decoding (`translate.mbr`): this many epsilon-sampled answers a sentence, the one with the
+    # highest mean chrF against the others kept (0 = greedy, or beam search with num_beams)
+    mbr_samples: int = 0
+    epsilon: float = 0.02  # sampling keeps the tokens of probability >= epsilon
+    seed: int = 0  # of the sampling
 
     @classmethod
     def from_config(cls, ev: EvalConfig, **overrides) -> DecodeSettings:
@@ -73,7 +79,8 @@ class DecodeSettings:
         settings = cls(batch_size=ev.batch_size, max_new_tokens=ev.max_new_tokens, num_beams=ev.num_beams,
                        stop_repeats=ev.stop_repeats, train_vocabulary=ev.train_vocabulary,
                        no_repeat_ngram=ev.no_repeat_ngram, repetition_penalty=ev.repetition_penalty,
-                       alphabet=alphabet, backend=ev.backend, quantization=ev.quantization)
+                       alphabet=alphabet, backend=ev.backend, quantization=ev.quantization,
+                       mbr_samples=ev.mbr_samples, epsilon=ev.mbr_epsilon)
         return dataclasses.replace(settings, **overrides)
 
     @classmethod
@@ -224,14 +231,22 @@ class Engine:
                  tgt_lang: str | None = None) -> list[str]:
         """The first answer line for every prompt, in input order (answers into `tgt_lang`)."""
         encoded = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-        results: list[str] = [""] * len(prompts)
+        copies = max(1, self.settings.mbr_samples)
+        rows = [ids for ids in encoded for _ in range(copies)]  # MBR: each prompt's samples side by side
+        answers: list[str] = [""] * len(rows)
         allowed = self.allowed(tgt_lang)
+        sampling = Sampling(self.settings.epsilon, self.settings.seed) if self.settings.mbr_samples else None
         with self._progress(description, len(prompts)) as advance:
-            for batch in self._length_sorted_batches(encoded):
-                for index, ids in zip(batch, self._generate([encoded[i] for i in batch], allowed), strict=True):
-                    results[index] = self._answer(ids)
-                advance(len(batch))
-        return results
+            for batch in self._length_sorted_batches(rows):
+                chosen = [rows[i] for i in batch]
+                outs = self._generate(chosen, allowed) if sampling is None else self._generate(chosen, allowed, sampling)
+                for index, ids in zip(batch, outs, strict=True):
+                    answers[index] = self._answer(ids)
+                advance(len(batch) / copies)
+        if sampling is None:
+            return answers
+        groups = [answers[i * copies:(i + 1) * copies] for i in range(len(prompts))]
+        return [group[mbr_select(group)] for group in groups]
 
     def translate(self, sources: Sequence[str], src_lang: str, tgt_lang: str, *, style: str = "plain",
                   anchor: AnchorConfig | None = None, names: Mapping[str, str] | None = None,
@@ -263,12 +278,13 @@ class Engine:
             yield order[start:start + size]
 
     @torch.inference_mode()
-    def _generate(self, rows: list[list[int]], allowed: torch.Tensor | None = None) -> list[list[int]]:
-        if self.settings.num_beams == 1:
+    def _generate(self, rows: list[list[int]], allowed: torch.Tensor | None = None,
+                  sampling: Sampling | None = None) -> list[list[int]]:
+        if self.settings.num_beams == 1 or sampling is not None:
             out = greedy_decode(self.model, rows, pad_id=self.pad_id, stop_ids=self.stop_ids,
                                 max_new_tokens=self.settings.max_new_tokens, tables=self.tables,
                                 stop_repeats=self.settings.stop_repeats, allowed=allowed,
-                                processors=self.settings.processors())
+                                processors=self.settings.processors(), sampling=sampling)
             return [self._until_stop(seq) for seq in out]
         width = max(len(r) for r in rows)
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)

@@ -126,16 +126,32 @@ class OutputHead:
             logits = torch.tanh(logits / self.softcap) * self.softcap
         return logits
 
-    def choose(self, logits: torch.Tensor) -> torch.Tensor:
-        """The greedy token id of each row, among the allowed ids when there are some."""
+    def choose(self, logits: torch.Tensor, sampling: Sampling | None = None) -> torch.Tensor:
+        """The token id of each row, among the allowed ids when there are some: the argmax, or
+        drawn by `sampling`."""
+        pick = sampling.draw if sampling is not None else (lambda x: x.to(torch.float32).argmax(dim=-1))
         if self.sliced:
-            return self.allowed[logits.to(torch.float32).argmax(dim=-1)]
+            return self.allowed[pick(logits)]
         if self.allowed is None:
-            return logits.to(torch.float32).argmax(dim=-1)
-        return self.allowed[logits[:, self.allowed].to(torch.float32).argmax(dim=-1)]
+            return pick(logits)
+        return self.allowed[pick(logits[:, self.allowed])]
 
     def positions(self, ids: torch.Tensor) -> torch.Tensor:
         return self.position[ids] if self.sliced else ids
+
+
+class Sampling:
+    """Epsilon sampling (Hewitt et al. 2022): draw from the tokens of probability ≥ `epsilon`
+    (the most probable always stays), seeded, for the candidates of MBR decoding."""
+
+    def __init__(self, epsilon: float, seed: int):
+        self.epsilon = epsilon
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def draw(self, logits: torch.Tensor) -> torch.Tensor:
+        probs = torch.softmax(logits.to(torch.float32), dim=-1)
+        keep = (probs >= self.epsilon) | (probs == probs.max(dim=-1, keepdim=True).values)
+        return torch.multinomial(probs * keep, 1, generator=self.generator).squeeze(1)
 
 
 _slices: dict[tuple, tuple[torch.Tensor, torch.Tensor | None]] = {}
@@ -183,12 +199,13 @@ def _prefill(head: OutputHead, rows: list[list[int]], pad_id: int, cache: Dynami
 def greedy_decode(model, rows: list[list[int]], *, pad_id: int, max_new_tokens: int, stop_ids: list[int],
                   tables: StopTables, stop_repeats: int = 0,
                   allowed: torch.Tensor | None = None, processors=None,
-                  slice_head: bool = True) -> list[list[int]]:
+                  slice_head: bool = True, sampling: Sampling | None = None) -> list[list[int]]:
     """Generated ids per prompt (the stop token included when one was produced); a row also
     stops when it loops (`is_looping` with `stop_repeats` and the tables' texts). `allowed`
     (ascending ids) limits the choice to those tokens, e.g. the vocabulary an adapter was trained
     over; with `slice_head` only their logits are computed (`OutputHead`). `processors`
-    (transformers logits processors) see each row's generated tokens only, not its prompt."""
+    (transformers logits processors) see each row's generated tokens only, not its prompt.
+    `sampling` draws each token instead of taking the argmax (MBR candidates)."""
     out: list[list[int]] = [[] for _ in rows]
     if max_new_tokens <= 0 or not rows:
         return out
@@ -203,7 +220,7 @@ def greedy_decode(model, rows: list[list[int]], *, pad_id: int, max_new_tokens: 
         if processors:
             generated = torch.tensor([out[row] for row in alive.tolist()], dtype=torch.long)
             logits = processors(head.positions(generated.reshape(len(alive), step)), logits.to(torch.float32))
-        tokens = head.choose(logits)
+        tokens = head.choose(logits, sampling)
         for row, token in zip(alive.tolist(), tokens.tolist(), strict=True):
             out[row].append(token)
         done = torch.isin(tokens, stops) | tables.step(tokens, seen_text)

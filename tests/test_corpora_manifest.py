@@ -21,6 +21,7 @@ EXPECTED_SETS = {  # corpus -> {set: role}, fixed by the cross-module contract
     "icepahc": {"sentences": "monolingual", "modern": "monolingual"},
     "ud_modern": {"dev": "monolingual", "test": "monolingual"},
     "ud_gc": {"dev": "monolingual", "test": "monolingual"},
+    "greynir_gold": {"devset": "monolingual", "testset": "monolingual"},
     "dolly": {"train": "general"},
     "gsm8k": {"train": "general", "test": "general"},
     "alpaca_libre": {"ok-dedup": "general"},
@@ -37,7 +38,7 @@ COUNTS = {
     "parice:eso": 12633, "parice:hagstofan": 2288, "parice:ees34": 1172, "parice:ema08": 4333,
     "parice:ubuntu": 10572, "parice:baekur": 12416, "parice:kde4": 49912, "parice:fornritin": 17597,
     "icepahc:sentences": 40848, "icepahc:modern": 8199, "ud_modern:dev": 394, "ud_modern:test": 438, "ud_gc:dev": 500,
-    "ud_gc:test": 540, "dolly:train": 15015, "gsm8k:train": 7473, "gsm8k:test": 1319,
+    "ud_gc:test": 540, "greynir_gold:devset": 4363, "greynir_gold:testset": 500, "dolly:train": 15015, "gsm8k:train": 7473, "gsm8k:test": 1319,
     "alpaca_libre:ok-dedup": 3097, "oasst1:best-threads": 188, "selfinstruct:seed": 175,
 }
 MIRROR = mirror_dir()

@@ -139,13 +139,10 @@ class TrainConfig:
     method: Method = "tell"
     epochs: float = 1.0
     max_steps: int = -1  # > 0 caps optimizer steps
-    batch_tokens: int = at_least(1, 1024)  # tokens per micro-batch (rows × longest row); ~1.3 GB of fp32
-    # activations per 512 tokens on Gemma-3-270M, so keep it small on CPU and raise grad_accum instead
-    # pack several examples into each max_length row (block-diagonal attention). Off: one example
-    # per row, rows grouped by length, so padding stays near 1% and attention spans one example,
-    # not a whole row: 1.12-1.13x the tokens/s of packing for full fine-tuning of Gemma-3-270M on
-    # 2 CPU cores (benchmarks/results/train_step_options*.md). Over whole runs under bf16 autocast
-    # one example per row slowed down as it went, packing did not (benchmarks/README.md)
+    # tokens per micro-batch (rows × longest row): keep it small on CPU, raise grad_accum instead
+    batch_tokens: int = at_least(1, 1024)
+    # several examples per max_length row (block-diagonal attention); off is faster on CPU
+    # (docs/training.md)
     pack: bool = False
     grad_accum: int = at_least(1, 1)
     lr: float = 2e-4
@@ -158,13 +155,10 @@ class TrainConfig:
     save_every: int = 25  # steps between checkpoints (0: none); a kill loses at most these steps
     trim_vocab: bool = True
     threads: int = 0  # torch threads per process, 0 = all cores / processes on this machine
-    # frozen base weights: auto = bfloat16 where it is faster (GPUs with bf16, CPUs with AMX;
-    # avx512_bf16 alone measured slower than fp32, see lowres_mt.precision), float32 elsewhere.
-    # LoRA weights and optimizer state stay fp32
+    # frozen base weights: auto = bfloat16 where it is faster (GPUs with bf16, CPUs with AMX),
+    # float32 elsewhere; LoRA weights and optimizer state stay fp32 (lowres_mt.precision)
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
-    # matrix products in bf16 under autocast, weights and optimizer state in float32: auto = bf16 for
-    # full fine-tuning (lora: null) where bf16 is faster (1.59x tokens/s on a 2-core Xeon with AMX,
-    # benchmarks/results/train_step_options.md), "fp32" elsewhere
+    # bf16 autocast for full fine-tuning: auto = on where bf16 is faster (AMX, GPUs; docs/training.md)
     mixed_precision: Literal["auto", "fp32", "bf16"] = "auto"
     keep: Literal["best", "last"] = "best"  # adapter/ holds the best-dev-chrF or the last weights
     scheduler: Literal["linear", "cosine", "constant"] = "cosine"  # learning-rate decay after warmup

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -34,15 +33,19 @@ def data(
 
 
 def render_report(report) -> None:
-    corpora = Table(title=f"corpora ({report.guard_size} protected dev/test sentences)")
-    for col in ("corpus", "read", "length-filtered", "duplicates", "contaminated", "bad ratio",
-                "fragments", "near-copies", "wrong language", "used"):
-        corpora.add_column(col, justify="left" if col == "corpus" else "right")
+    corpora = Table(title=f"corpora ({report.guard_size} protected dev/test sentences)",
+                    caption="filters that dropped nothing are not shown; manifest.json has every count")
+    columns = {"read": "read", "length-filtered": "too_long_or_short", "duplicates": "duplicates",
+               "contaminated": "contaminated", "bad ratio": "bad_ratio", "fragments": "fragments",
+               "near-copies": "near_copies", "wrong language": "wrong_language", "used": "used"}
+    stats = report.corpora.values()
+    shown = {title: key for title, key in columns.items()  # filters that dropped nothing are left out
+             if title in ("read", "used") or any(getattr(s, key) for s in stats)}
+    corpora.add_column("corpus", justify="left", no_wrap=True)
+    for title in shown:
+        corpora.add_column(title, justify="right")
     for ref, s in report.corpora.items():
-        shown = os.path.relpath(ref) if local.is_path_ref(ref) else ref  # a user's file as they name it
-        corpora.add_row(shown, *(str(v) for v in (s.read, s.too_long_or_short, s.duplicates, s.contaminated,
-                                                s.bad_ratio, s.fragments, s.near_copies, s.wrong_language,
-                                                s.used)))
+        corpora.add_row(local.shown(ref), *(str(getattr(s, key)) for key in shown.values()))
     console.print(corpora)
     mix = Table(title=f"{report.method} training mix (content tokens)")
     for col in ("part", "examples", "tokens", "share"):

@@ -64,3 +64,16 @@ def test_softcapped_logits_are_sliced_alike(tokenizer):
 def test_no_allowed_ids_or_an_unsliceable_model_uses_the_full_layer(model):
     assert not OutputHead(model, None).sliced
     assert not OutputHead(model, torch.tensor([1, 2]), sliced=False).sliced
+
+
+def test_token_texts_are_decoded_once_and_then_read_back(tokenizer, tmp_path, monkeypatch):
+    from lowres_mt.translate import greedy
+
+    monkeypatch.setenv("LOWRES_MT_CACHE", str(tmp_path))
+    monkeypatch.setattr(greedy, "_texts", {})
+    expected = tokenizer.batch_decode([[i] for i in range(len(tokenizer))], skip_special_tokens=True)
+    assert greedy.token_texts(tokenizer) == expected
+    assert len(list((tmp_path / "token-texts").glob("*.json"))) == 1
+    monkeypatch.setattr(greedy, "_texts", {})  # a new process: only the file is left
+    monkeypatch.setattr(greedy, "_decode_each", lambda tok: pytest.fail("decoded again"))
+    assert greedy.token_texts(tokenizer) == expected

@@ -23,7 +23,9 @@ last position's logits), so the tokens are the same up to floating-point summati
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import json
 
 import torch
 import torch.nn.functional as F
@@ -31,12 +33,50 @@ from transformers import DynamicCache
 
 from lowres_mt.text import repeated_tail
 
+_texts: dict[str, list[str]] = {}
+
+
+def token_texts(tokenizer) -> list[str]:
+    """Every id's text (special tokens as ""), as `batch_decode` gives it: decoding 262,144 ids
+    takes about 2.7 s on 2 cores, so a fast tokenizer's texts are kept, in this process and in
+    `<cache>/token-texts/`, under a digest of the tokenizer's whole serialization and the library
+    versions (0.5 s to compute)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return _decode_each(tokenizer)
+    import tokenizers
+    import transformers
+
+    blob = f"{backend.to_str()}|{len(tokenizer)}|{tokenizers.__version__}|{transformers.__version__}"
+    key = hashlib.sha256(blob.encode("utf-8")).hexdigest()[:32]
+    if key not in _texts:
+        from lowres_mt.corpora.fetch import cache_dir
+        from lowres_mt.io import write_json
+
+        path = cache_dir() / "token-texts" / f"{key}.json"
+        try:
+            texts = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            texts = None
+        if not isinstance(texts, list) or len(texts) != len(tokenizer):
+            texts = _decode_each(tokenizer)
+            try:
+                write_json(path, texts)
+            except OSError:  # a read-only cache only costs the decoding next time
+                pass
+        _texts[key] = texts
+    return list(_texts[key])
+
+
+def _decode_each(tokenizer) -> list[str]:
+    return tokenizer.batch_decode([[i] for i in range(len(tokenizer))], skip_special_tokens=True)
+
 
 class StopTables:
     """Per-token facts for the answer-end rule, from decoding every vocabulary id once."""
 
     def __init__(self, tokenizer, vocab_size: int = 0):
-        texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))], skip_special_tokens=True)
+        texts = token_texts(tokenizer)
         texts += [""] * max(0, vocab_size - len(texts))  # ids the model has but the tokenizer lacks
         self.texts = texts
         self.newline = torch.tensor(["\n" in t for t in texts])

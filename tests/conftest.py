@@ -67,3 +67,17 @@ def tiny_model_dir(tmp_path, tiny_tokenizer):
     make_tiny_model(tiny_tokenizer).save_pretrained(path)
     tiny_tokenizer.save_pretrained(path)
     return path
+
+
+def cli(monkeypatch, capsys, *args):
+    """(exit code, stdout, stderr) of `lowres-mt ARGS` in this process: an uncaught exception
+    (a traceback for a user) fails the test."""
+    import sys
+
+    from lowres_mt.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["lowres-mt", *map(str, args)])
+    with pytest.raises(SystemExit) as done:
+        main()
+    out = capsys.readouterr()
+    return done.value.code or 0, out.out, out.err

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import cli
 from test_models import _write_tiny_llama_gguf
 from test_train_loop import write_toy_run
 from test_translate_cli import tiny_run  # noqa: F401  (a fixture)
 
 from lowres_mt import models
-from lowres_mt.cli import main
 from lowres_mt.config import load_recipe
 from lowres_mt.corpora import fetch
 from lowres_mt.io import atomic_dir, remove_stale
@@ -25,16 +25,6 @@ from lowres_mt.train import rundir
 pytestmark = pytest.mark.usefixtures("one_thread")
 ROOT = Path(__file__).resolve().parent.parent
 PAIRS = [(f"The dog number {i} runs home.", f"Hundur númer {i} hleypur heim.") for i in range(40)]
-
-
-def cli(monkeypatch, capsys, *args):
-    """(exit code, stdout, stderr) of `lowres-mt ARGS` in this process: an uncaught exception
-    (a traceback for a user) fails the test."""
-    monkeypatch.setattr(sys, "argv", ["lowres-mt", *map(str, args)])
-    with pytest.raises(SystemExit) as done:
-        main()
-    out = capsys.readouterr()
-    return done.value.code or 0, out.out, out.err
 
 
 def one_line(result, *needles):

@@ -1,10 +1,10 @@
 """`lowres-mt score HYP REF`: sacrebleu's numbers on a user's files, rates, and one-line errors."""
 
 import json
-import sys
 
 import pytest
 import sacrebleu
+from conftest import cli
 
 from lowres_mt.errors import UserError
 from lowres_mt.evaluate.score_files import score_files
@@ -20,13 +20,7 @@ def _write(folder, name, lines):
 
 
 def _cli(monkeypatch, capsys, *args):
-    from lowres_mt.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["lowres-mt", "score", *map(str, args)])
-    with pytest.raises(SystemExit) as done:
-        main()
-    out = capsys.readouterr()
-    return done.value.code, out.out, out.err
+    return cli(monkeypatch, capsys, "score", *args)
 
 
 def _json(monkeypatch, capsys, *args):

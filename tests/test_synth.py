@@ -1,10 +1,9 @@
 """`lowres-mt synth` on a tiny run: provenance on every line, resume after a kill, refusals."""
 
 import json
-import sys
 
 import pytest
-from conftest import make_tiny_model
+from conftest import cli, make_tiny_model
 
 from lowres_mt.config import EvalConfig, RecipeConfig, dump_recipe
 from lowres_mt.errors import UserError
@@ -45,13 +44,7 @@ def mono(tmp_path):
 
 
 def _cli(monkeypatch, capsys, *args):
-    from lowres_mt.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["lowres-mt", "synth", *args])
-    with pytest.raises(SystemExit) as done:
-        main()
-    out = capsys.readouterr()
-    return done.value.code, out.out, out.err
+    return cli(monkeypatch, capsys, "synth", *args)
 
 
 def _rows(path):

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import make_tiny_model
+from conftest import cli, make_tiny_model
 
 from lowres_mt.config import RecipeConfig, dump_recipe
 
@@ -58,13 +58,7 @@ def test_batch_from_stdin_keeps_order_and_blank_lines(tiny_run, tmp_path, monkey
 
 
 def _cli(monkeypatch, capsys, *args):
-    from lowres_mt.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["lowres-mt", "translate", *args])
-    with pytest.raises(SystemExit) as done:
-        main()
-    out = capsys.readouterr()
-    return done.value.code, out.out, out.err
+    return cli(monkeypatch, capsys, "translate", *args)
 
 
 def test_interactive_prompt_swaps_and_quits(tiny_run, tmp_path, monkeypatch, capsys):

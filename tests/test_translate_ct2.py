@@ -9,12 +9,11 @@ from conftest import TINY_TOKENIZER, make_tiny_model
 
 from lowres_mt.config import AnchorConfig
 from lowres_mt.data.prompts import prompt_messages
-from lowres_mt.translate import DecodeSettings, Engine, build_prompt, is_looping
+from lowres_mt.translate import DecodeSettings, Engine, StopTables, build_prompt, is_looping
 from lowres_mt.translate.ct2 import (
     Ct2Engine,
     cache_key,
     convert,
-    cut_at_answer_end,
     supports,
     unsupported,
 )
@@ -167,9 +166,7 @@ def test_a_stop_token_ends_both_engines_at_the_same_place(model, tokenizer, ct2_
 @pytest.fixture
 def callback_only(monkeypatch):
     """Greedy rows must end in CTranslate2's callback, not in the cut made afterwards."""
-    import lowres_mt.translate.ct2 as ct2
-
-    monkeypatch.setattr(ct2, "cut_at_answer_end", lambda ids, tables, stop_repeats: list(ids))
+    monkeypatch.setattr(StopTables, "cut", lambda self, ids, stop_repeats=0: list(ids))
 
 
 @pytest.mark.usefixtures("callback_only")
@@ -197,7 +194,7 @@ def test_the_loop_stop_ends_both_engines_at_the_same_place(model, tokenizer, ct2
     assert any(len(o) < 48 and is_looping(o, 3, eng.tables.texts) for o in out)  # the random model loops
 
 
-def test_cut_at_answer_end(tokenizer):
+def test_cut_at_the_answer_end(tokenizer):
     from lowres_mt.translate import StopTables
 
     tables = StopTables(tokenizer)
@@ -205,9 +202,9 @@ def test_cut_at_answer_end(tokenizer):
     def ids(text):
         return tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    assert cut_at_answer_end(ids("\nHello\nmore"), tables, 0) == ids("\nHello\n")
-    assert cut_at_answer_end(ids("Hello there"), tables, 0) == ids("Hello there")
-    assert cut_at_answer_end([1, 2, 3, 4] * 3 + [5], tables, 3) == [1, 2, 3, 4] * 3
+    assert tables.cut(ids("\nHello\nmore"), 0) == ids("\nHello\n")
+    assert tables.cut(ids("Hello there"), 0) == ids("Hello there")
+    assert tables.cut([1, 2, 3, 4] * 3 + [5], 3) == [1, 2, 3, 4] * 3
 
 
 @pytest.mark.parametrize("alphabet", [False, True])

@@ -160,6 +160,26 @@ def test_stop_tables_step_matches_the_rule(tokenizer):
     assert seen.tolist() == [False, True, True]
 
 
+def test_one_answer_end_rule_in_three_forms(tokenizer):
+    """Token by token (`step`: greedy, CTranslate2's callback), on whole answers (`ended`: beam
+    search) and cutting finished ids (`cut`): the same end, loops included."""
+    tables = StopTables(tokenizer)
+    gen = torch.Generator().manual_seed(0)
+    pool = [*_ids(tokenizer, "Hello world, this is it"), *_ids(tokenizer, "\n"), *_ids(tokenizer, " \n")]
+    for stop_repeats in (0, 3):
+        for _ in range(40):
+            row = [pool[i] for i in torch.randint(len(pool), (12,), generator=gen).tolist()]
+            cut = tables.cut(row, stop_repeats)
+            seen, done, first = torch.zeros(1, dtype=torch.bool), [], None
+            for n, token in enumerate(row):
+                done.append(token)
+                if first is None and tables.step(torch.tensor([token]), seen, [done], stop_repeats)[0]:
+                    first = n + 1
+            assert len(cut) == (first or len(row))
+            for n in range(1, len(row) + 1):
+                assert bool(tables.ended(torch.tensor([row[:n]]), stop_repeats)[0]) == (first is not None and n >= first)
+
+
 def _prompt_rows(tokenizer, texts):
     return [_ids(tokenizer, build_prompt(tokenizer, *_prompt(t))) for t in texts]
 

@@ -44,7 +44,7 @@ from rich.console import Console
 
 from lowres_mt.io import atomic_dir, write_json
 from lowres_mt.translate.engine import DecodeSettings, Engine
-from lowres_mt.translate.greedy import StopTables, is_looping, shared_prefix_length
+from lowres_mt.translate.greedy import StopTables, shared_prefix_length
 
 CONVERSION_VERSION = 1  # bump when `convert` writes different models (part of `cache_key`)
 RECORD = "lowres-mt-ct2.json"  # written by `convert` beside the model: what it was made from
@@ -143,41 +143,17 @@ def unsupported(settings: DecodeSettings) -> str | None:
     return None
 
 
-class _AnswerEnd:
-    """`greedy_decode`'s per-row end rule, fed one token at a time: True at the first newline
-    after some answer text (`StopTables.step`) or when the row loops (`is_looping`)."""
-
-    def __init__(self, tables: StopTables, stop_repeats: int):
-        self.tables = tables
-        self.stop_repeats = stop_repeats
-        self.ids: list[int] = []
-        self.seen_text = torch.zeros(1, dtype=torch.bool)
-
-    def push(self, token: int) -> bool:
-        self.ids.append(token)
-        ends = bool(self.tables.step(torch.tensor([token]), self.seen_text)[0])
-        return ends or (self.stop_repeats > 0 and is_looping(self.ids, self.stop_repeats, self.tables.texts))
-
-
-def cut_at_answer_end(ids: Sequence[int], tables: StopTables, stop_repeats: int) -> list[int]:
-    """`ids` up to and including the token where `greedy_decode` would have stopped the row."""
-    rule = _AnswerEnd(tables, stop_repeats)
-    for n, token in enumerate(ids):
-        if rule.push(token):
-            return list(ids[:n + 1])
-    return list(ids)
-
-
 class _StopCallback:
-    """`generate_batch` callback (greedy only): ends a row at its answer's end."""
+    """`generate_batch` callback (greedy only): ends a row at its answer's end (`StopTables.step`)."""
 
     def __init__(self, tables: StopTables, stop_repeats: int):
-        self.rules: dict[int, _AnswerEnd] = {}
+        self.rows: dict[int, tuple[list[int], torch.Tensor]] = {}
         self.tables, self.stop_repeats = tables, stop_repeats
 
     def __call__(self, step) -> bool:
-        rule = self.rules.setdefault(step.batch_id, _AnswerEnd(self.tables, self.stop_repeats))
-        return rule.push(step.token_id)
+        ids, seen = self.rows.setdefault(step.batch_id, ([], torch.zeros(1, dtype=torch.bool)))
+        ids.append(step.token_id)
+        return bool(self.tables.step(torch.tensor([step.token_id]), seen, [ids], self.stop_repeats)[0])
 
 
 class Ct2Engine(Engine):
@@ -277,7 +253,7 @@ class Ct2Engine(Engine):
             beam_size=settings.num_beams, repetition_penalty=settings.repetition_penalty,
             no_repeat_ngram_size=settings.no_repeat_ngram, suppress_sequences=self._suppress(allowed),
             callback=_StopCallback(self.tables, settings.stop_repeats) if greedy else None)
-        return [self._until_stop(cut_at_answer_end(r.sequences_ids[0], self.tables, settings.stop_repeats))
+        return [self._until_stop(self.tables.cut(r.sequences_ids[0], settings.stop_repeats))
                 for r in results]
 
     def _suppress(self, allowed: torch.Tensor | None) -> list[list[str]] | None:

@@ -34,7 +34,7 @@ from lowres_mt.errors import UserError
 from lowres_mt.progress import bar as progress_bar
 from lowres_mt.records import Pair
 from lowres_mt.text import alphabet_letters, drop_repeated_tail, fits_alphabet, learn_alphabets
-from lowres_mt.translate.greedy import Sampling, StopTables, greedy_decode, is_looping
+from lowres_mt.translate.greedy import Sampling, StopTables, greedy_decode
 from lowres_mt.translate.mbr import mbr_select
 
 # bump when generation or parsing changes in a way that changes outputs (part of every cache key)
@@ -146,12 +146,8 @@ def stop_token_ids(model, tokenizer) -> list[int]:
 
 
 class AnswerEnd(StoppingCriteria):
-    """`generate` stopping criterion for beam search: the first newline after some answer text,
-    or a degenerate loop (`stop_repeats`, as in greedy decoding).
-
-    Stateless (reads the whole generated part each step), so it stays correct when beams are
-    reordered between steps.
-    """
+    """`generate` stopping criterion for beam search: the answer-end rule (`StopTables.ended`) on
+    the whole generated part each step, so it stays correct when beams are reordered."""
 
     def __init__(self, tables: StopTables, stop_repeats: int = 0):
         self.tables = tables
@@ -159,15 +155,8 @@ class AnswerEnd(StoppingCriteria):
         self.prompt_width = 0
 
     def __call__(self, input_ids: torch.LongTensor, scores=None, **kwargs) -> torch.BoolTensor:
-        gen = input_ids[:, self.prompt_width:]
-        if gen.shape[1] == 0:
-            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-        content = self.tables.content[gen].long()
-        seen_before = (content.cumsum(1) - content) > 0
-        hit = (self.tables.newline[gen] & (seen_before | self.tables.text_then_newline[gen])).any(dim=1)
-        if self.stop_repeats:
-            hit |= torch.tensor([is_looping(row, self.stop_repeats, self.tables.texts) for row in gen.tolist()])
-        return hit.to(input_ids.device)
+        ended = self.tables.ended(input_ids[:, self.prompt_width:].cpu(), self.stop_repeats)
+        return ended.to(input_ids.device)
 
 
 def first_line(text: str) -> str:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -92,11 +93,42 @@ class StopTables:
         out.texts = [self.texts[i] for i in ids]
         return out
 
-    def step(self, tokens: torch.Tensor, seen_text: torch.Tensor) -> torch.Tensor:
-        """Rows whose newest token ends the answer (a newline after text); updates `seen_text`."""
+    # The answer-end rule, the one definition every decoder uses: an answer ends at its first
+    # newline after some text (a token holding text then a newline ends it at once), or, with
+    # `stop_repeats` above 0, when it loops (`is_looping`). `step` applies it a token at a time
+    # (greedy decoding, CTranslate2's callback); `ended` to whole generated parts (beam search,
+    # whose beams are reordered between steps); `cut` to finished ids.
+
+    def step(self, tokens: torch.Tensor, seen_text: torch.Tensor, rows: Sequence[list[int]] = (),
+             stop_repeats: int = 0) -> torch.Tensor:
+        """Rows whose newest token (`tokens`) ends the answer; updates `seen_text`. `rows`: each
+        row's generated ids so far, the newest included (read only for the loop stop)."""
         ends = self.newline[tokens] & (seen_text | self.text_then_newline[tokens])
         seen_text |= self.content[tokens]
+        if stop_repeats:
+            ends |= torch.tensor([is_looping(row, stop_repeats, self.texts) for row in rows], dtype=torch.bool)
         return ends
+
+    def ended(self, generated: torch.Tensor, stop_repeats: int = 0) -> torch.Tensor:
+        """Rows of `generated` (batch × answer tokens so far) whose answer has ended."""
+        if generated.shape[1] == 0:
+            return torch.zeros(generated.shape[0], dtype=torch.bool)
+        content = self.content[generated].long()
+        seen_before = (content.cumsum(1) - content) > 0
+        hit = (self.newline[generated] & (seen_before | self.text_then_newline[generated])).any(dim=1)
+        if stop_repeats:
+            hit |= torch.tensor([is_looping(row, stop_repeats, self.texts) for row in generated.tolist()],
+                                dtype=torch.bool)
+        return hit
+
+    def cut(self, ids: Sequence[int], stop_repeats: int = 0) -> list[int]:
+        """`ids` up to and including the token where the rule ends the answer."""
+        seen, done = torch.zeros(1, dtype=torch.bool), []
+        for token in ids:
+            done.append(token)
+            if bool(self.step(torch.tensor([token]), seen, [done], stop_repeats)[0]):
+                break
+        return done
 
 
 REPEAT_NGRAM = 4  # tokens in the n-gram whose repetition marks a degenerate loop
@@ -263,9 +295,8 @@ def greedy_decode(model, rows: list[list[int]], *, pad_id: int, max_new_tokens: 
         tokens = head.choose(logits, sampling)
         for row, token in zip(alive.tolist(), tokens.tolist(), strict=True):
             out[row].append(token)
-        done = torch.isin(tokens, stops) | tables.step(tokens, seen_text)
-        if stop_repeats:
-            done |= torch.tensor([is_looping(out[row], stop_repeats, tables.texts) for row in alive.tolist()])
+        done = torch.isin(tokens, stops) | tables.step(tokens, seen_text, [out[row] for row in alive.tolist()],
+                                                      stop_repeats)
         if step == max_new_tokens - 1 or bool(done.all()):
             break
         if bool(done.any()):

@@ -18,7 +18,6 @@ and direction, drops a half-written last line, and translates only the sentences
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
@@ -30,9 +29,6 @@ from pathlib import Path
 from lowres_mt.errors import UserError
 from lowres_mt.records import Text
 from lowres_mt.run import Run
-
-# DecodeSettings fields that change how fast answers come, not which: a resume may change them
-NOT_IDENTITY = ("batch_size", "device")
 
 
 @dataclass(frozen=True)
@@ -99,7 +95,7 @@ def synthesize(run_dir: Path | str, mono: str, src: str, tgt: str, out: Path | s
     out = Path(out) if out is not None else default_output(run, ref, src, tgt)
     overrides = {"max_new_tokens": max_new_tokens} if max_new_tokens is not None else {}
     settings = DecodeSettings.for_recipe(run.cfg, batch_size=batch_size, num_beams=num_beams, **overrides)
-    provenance = Provenance(run.name, run.digest, decoding_record(settings), ref, f"{tgt}-{src}")
+    provenance = Provenance(run.name, run.digest, decoding_record(settings, tgt), ref, f"{tgt}-{src}")
     done = resume_point(out, provenance) if resume else _refuse_existing(out)
     todo, too_long = pending(texts, keys, done)
     if not todo:  # a finished file: nothing to load
@@ -161,9 +157,12 @@ def line_keys(texts: Sequence[Text]) -> list[str]:
     return keys
 
 
-def decoding_record(settings) -> dict:
-    """DecodeSettings as the JSON each line carries (alphabet included)."""
-    return json.loads(json.dumps(dataclasses.asdict(settings), default=dict, sort_keys=True))
+def decoding_record(settings, tgt_lang: str) -> dict:
+    """The decoding each line carries: its identity (`translate.signature.decoding_identity`, the
+    one `eval`'s cache keys use) and the fields that only change speed, which a resume may change."""
+    from lowres_mt.translate.signature import NOT_IDENTITY, decoding_identity
+
+    return {**decoding_identity(settings, tgt_lang), **{k: getattr(settings, k) for k in NOT_IDENTITY}}
 
 
 def pending(texts: Sequence[Text], keys: Sequence[str], done: set[str]) -> tuple[list[tuple[str, str]], int]:
@@ -242,5 +241,7 @@ def _refuse_existing(out: Path) -> set[str]:
 
 
 def _identity(decoding) -> dict:
+    from lowres_mt.translate.signature import NOT_IDENTITY
+
     decoding = decoding if isinstance(decoding, dict) else {}
     return {k: v for k, v in decoding.items() if k not in NOT_IDENTITY}

@@ -278,8 +278,8 @@ def test_openai_system_over_lowres_mt_serve_gives_the_local_hypotheses(tmp_path,
     outcome = run_eval(cfg, results_root=tmp_path / "results", progress=False)
     by_system: dict[str, dict[str, list[str]]] = {}
     for r in outcome.results:
-        hyps = (tmp_path / "results" / "toy" / r["path"]).with_suffix(".txt").read_text().splitlines()
-        by_system.setdefault(r["system"], {})[r["direction"]] = hyps
+        hyps = (tmp_path / "results" / "toy" / r.path).with_suffix(".txt").read_text().splitlines()
+        by_system.setdefault(r.system, {})[r.direction] = hyps
     assert set(by_system) == {"zero-shot", "openai:local"}
     assert by_system["openai:local"] == by_system["zero-shot"]
     assert any(h for hyps in by_system["zero-shot"].values() for h in hyps)

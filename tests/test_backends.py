@@ -75,16 +75,20 @@ def test_a_named_backend_that_cannot_decode_alike_says_so(model, tiny_tokenizer)
     assert out.getvalue().startswith("note: decoding with torch: beam search")
 
 
-def test_cache_keys_differ_by_backend_and_quantization():
+def test_cache_keys_differ_by_backend_and_quantization_not_by_batch_size():
     cfg = RecipeConfig(name="toy", languages=("en", "is"))
     system = systems.builtin_system(cfg, "zero-shot")
     pairs = [Pair("Hello.", "Halló.", "en", "is", "toy", "0")]
 
     def key(**kw):
-        return cache.generation_key(system, cfg, DecodeSettings(**kw), "toy:test", "en-is", pairs)
+        return cache.generation_key(system.signature(cfg, DecodeSettings(**kw), "is"), "toy:test", "en-is", pairs)
 
     torch_key = key()
     assert key(backend="auto") == torch_key  # auto decodes with torch on CPU: same outputs, same key
+    assert key(quantization="int8") == torch_key  # torch does not quantize
+    assert key(batch_size=1) == key(batch_size=64) == torch_key  # speed only
+    assert key(backend="ctranslate2", batch_size=1) == key(backend="ctranslate2", batch_size=64)
+    assert key(backend="auto", device="cuda") == key(backend="ctranslate2")  # what decodes, not what was asked
     keys = {torch_key, key(backend="ctranslate2"), key(backend="ctranslate2", quantization="int8_float32"),
             key(backend="ctranslate2", quantization="int8")}
     assert len(keys) == 4

@@ -1,5 +1,6 @@
 """Report rendering and plots from hand-written result JSONs."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from lowres_mt.evaluate.report import (
     system_order,
     write_report,
 )
+from lowres_mt.evaluate.result import Result
 
 CFG = RecipeConfig(name="en-is", languages=("en", "is"), eval=EvalConfig(bootstrap=1000))
 
@@ -23,8 +25,9 @@ def _score(value, hw=1.0):
             "signature": "nrefs:1|bs:1000|seed:12345|case:mixed|eff:yes|nc:6|nw:0|space:no|version:2.6.0"}
 
 
-def result(system, kind, chrf, *, testset="flores200:devtest", direction="en-is", p=None,
-           method=None, tokens=None, comet=None):
+def row(system, kind, chrf, *, testset="flores200:devtest", direction="en-is", p=None,
+        method=None, tokens=None, comet=None) -> dict:
+    """A stored result's JSON, with the keys the report reads."""
     return {
         "system": system, "kind": kind, "method": method, "testset": testset, "direction": direction,
         "n": 200, "task_tokens": tokens,
@@ -35,6 +38,10 @@ def result(system, kind, chrf, *, testset="flores200:devtest", direction="en-is"
         "off_target": None if direction.endswith("kgv") else {"rate": 0.125, "languages": {"is": 175, "da": 25}},
         "copies": {"rate": 0.02, "count": 4},
     }
+
+
+def result(*args, **kwargs) -> Result:
+    return Result.from_dict(row(*args, **kwargs))
 
 
 RESULTS = [
@@ -65,14 +72,13 @@ def test_markdown_tables_scores_comet_and_significance():
     assert "| system | flores200:devtest en→is | flores200:devtest is→en | wmt21:en-is en→is |" in overview
     assert "| sft | 35.0 ± 1.0 | – | – |" in overview
     assert "nw:0" in md.split("## Signatures")[1]
-    assert "_baseline" not in json.dumps(RESULTS)  # rendering leaves the results untouched
 
 
 def test_rates_show_a_dash_for_an_unknown_target_language_and_for_old_results():
     kgv = result("tell", "adapter", 20.0, direction="en-kgv")
-    old = result("tell", "adapter", 20.0, direction="is-en")
+    old = row("tell", "adapter", 20.0, direction="is-en")
     del old["off_target"], old["copies"]
-    md = render_markdown([kgv, old], [], CFG, [])
+    md = render_markdown([kgv, Result.from_dict(old)], [], CFG, [])
     assert "| tell | 6.7 ± 1.0 | 20.0 ± 1.0 | 19.0 ± 1.0 | n/a (no COMET model) | – | 2.0% |" in md
     assert "| tell | 6.7 ± 1.0 | 20.0 ± 1.0 | 19.0 ± 1.0 | n/a (no COMET model) | – | – |" in md
 
@@ -89,12 +95,13 @@ def test_rich_table_has_a_row_per_system():
 
 def test_write_report_and_load_results(tmp_path):
     for r in RESULTS:
-        path = tmp_path / r["system"].replace(":", "-") / f"{r['testset'].replace(':', '-')}.{r['direction']}.json"
+        path = tmp_path / r.system.replace(":", "-") / f"{r.testset.replace(':', '-')}.{r.direction}.json"
         path.parent.mkdir(exist_ok=True)
-        path.write_text(json.dumps(r))
+        path.write_text(json.dumps(r.to_dict()))
     (tmp_path / "zero-shot" / "broken.json").write_text("{")
+    (tmp_path / "zero-shot" / "other.json").write_text("[]")  # JSON, but no result
     loaded = load_results(tmp_path)
-    assert len(loaded) == len(RESULTS)
+    assert sorted(loaded, key=RESULTS.index) == RESULTS
     plots = write_report(tmp_path, loaded, [], CFG)
     assert [p.name for p in plots] == ["chrf.png"]  # one task budget: no data-efficiency curve
     assert (tmp_path / "plots" / "chrf.png").read_bytes()[:4] == b"\x89PNG"
@@ -148,7 +155,7 @@ def test_recipe_published_rows_load_and_reject_bad_entries(tmp_path):
 ])
 def test_header_names_the_alphabet_answers_were_written_in(alphabet, decode, note):
     cfg = RecipeConfig(name="en-is", languages=("en", "is"), eval=EvalConfig(alphabet=alphabet))
-    results = [{**result("sft", "adapter", 35.0, direction=d, method="sft"), "tgt_lang": d[-2:],
-                "decode": {"alphabet": letters}} for d, letters in decode.items()] or RESULTS
+    results = [dataclasses.replace(result("sft", "adapter", 35.0, direction=d, method="sft"), tgt_lang=d[-2:],
+                                   decode={"alphabet": letters}) for d, letters in decode.items()] or RESULTS
     md = render_markdown(results, [], cfg, [])
     assert note in md and (alphabet is not False or "a–z" not in md)

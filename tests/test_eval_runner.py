@@ -114,7 +114,7 @@ def test_eval_writes_results_report_and_reuses_cache(tmp_path, fake_corpora, tin
 
     # tell has no run: skipped with a note, not a crash
     assert any(n.startswith("tell: skipped") for n in first.notes)
-    systems = {(r["system"], r["testset"], r["direction"]) for r in first.results}
+    systems = {(r.system, r.testset, r.direction) for r in first.results}
     assert ("zero-shot", "toy:test", "is-en") in systems and ("icl", "toy:wmt", "en-is") in systems
     assert ("toy:SysA", "toy:wmt", "en-is") in systems and ("toy:SysA", "toy:test", "en-is") not in systems
     assert not any(s == "tell" for s, _, _ in systems)
@@ -127,6 +127,9 @@ def test_eval_writes_results_report_and_reuses_cache(tmp_path, fake_corpora, tin
     assert "nrefs:1" in result["scores"]["chrF"]["signature"]
     assert result["significance"]["baseline"] == "sft" and "chrF" in result["significance"]["p"]
     assert result["timings"]["sentences_per_s"] > 0 and result["config_hash"]
+    # the decoding identity of the cache key, and the batch size the speed was measured with
+    assert result["decode"]["batch_size"] == cfg.eval.batch_size and result["decode"]["backend"] == "torch"
+    assert result["decode"]["max_new_tokens"] == cfg.eval.max_new_tokens
     sysa = json.loads((root / "toy-SysA" / "toy-wmt.en-is.json").read_text())
     ids = sysa["ids"]
     assert (root / "toy-SysA" / "toy-wmt.en-is.txt").read_text().split("\n")[:-1] == [
@@ -163,9 +166,9 @@ def test_same_sample_in_both_directions(tmp_path, fake_corpora, tiny_tokenizer):
     cfg = _cfg(systems=("zero-shot",), testsets=("toy:test",), sample=3)
     out = run_eval(cfg, results_root=tmp_path, runs_root=tmp_path, maker=_maker(cfg, tiny_tokenizer),
                    progress=False)
-    by_dir = {r["direction"]: r["ids"] for r in out.results}
+    by_dir = {r.direction: r.ids for r in out.results}
     assert by_dir["en-is"] == by_dir["is-en"] and len(by_dir["en-is"]) == 3
-    assert out.results[0]["significance"] is None  # no sft baseline in this evaluation
+    assert out.results[0].significance is None  # no sft baseline in this evaluation
 
 
 def test_eval_command_end_to_end(tmp_path, fake_corpora, tiny_model_dir, monkeypatch, capsys):
@@ -192,16 +195,16 @@ def test_copy_system_scores_the_sources_themselves(tmp_path, fake_corpora, tiny_
     cfg = _cfg(systems=("copy",), testsets=("toy:test",), sample=4)
     out = run_eval(cfg, results_root=tmp_path, runs_root=tmp_path, maker=_maker(cfg, tiny_tokenizer),
                    progress=False)
-    en_is = next(r for r in out.results if r["direction"] == "en-is")
-    hyps = (tmp_path / "toy" / "copy" / en_is["hypotheses"]).read_text(encoding="utf-8").splitlines()
+    en_is = next(r for r in out.results if r.direction == "en-is")
+    hyps = (tmp_path / "toy" / "copy" / en_is.hypotheses).read_text(encoding="utf-8").splitlines()
     sources = {s for s, _ in TEST}
     assert len(hyps) == 4 and set(hyps) <= sources
-    assert en_is["kind"] == "copy" and 0 < en_is["scores"]["chrF"]["score"] < 100
-    assert en_is["copies"] == {"rate": 1.0, "count": 4}
-    assert en_is["off_target"]["rate"] == 1.0  # English sources are no Icelandic
+    assert en_is.kind == "copy" and 0 < en_is.scores["chrF"]["score"] < 100
+    assert en_is.copies == {"rate": 1.0, "count": 4}
+    assert en_is.off_target["rate"] == 1.0  # English sources are no Icelandic
     assert "| copy |" in (tmp_path / "toy" / "REPORT.md").read_text(encoding="utf-8")
     # a result stored before the rates existed gets them on a rerun that reuses its hypotheses
-    path = tmp_path / "toy" / en_is["path"]
+    path = tmp_path / "toy" / en_is.path
     stored = json.loads(path.read_text(encoding="utf-8"))
     del stored["off_target"], stored["copies"]
     path.write_text(json.dumps(stored), encoding="utf-8")
@@ -209,7 +212,7 @@ def test_copy_system_scores_the_sources_themselves(tmp_path, fake_corpora, tiny_
                      progress=False)
     assert again.generated == 0
     refilled = json.loads(path.read_text(encoding="utf-8"))
-    assert refilled["copies"] == en_is["copies"] and refilled["off_target"] == en_is["off_target"]
+    assert refilled["copies"] == en_is.copies and refilled["off_target"] == en_is.off_target
 
 
 @pytest.mark.parametrize(("languages", "testset", "note"), [
@@ -226,19 +229,20 @@ def test_a_target_language_without_language_id_is_a_note(tmp_path, fake_corpora,
     assert found == ([note] if note else [])
     report = (tmp_path / "toy" / "REPORT.md").read_text(encoding="utf-8")
     assert (f"- {note}" in report) if note else "language ID not available" not in report
-    assert {r["direction"]: r["off_target"] is None for r in out.results} == {
+    assert {r.direction: r.off_target is None for r in out.results} == {
         f"{languages[0]}-{languages[1]}": note is not None, f"{languages[1]}-{languages[0]}": False}
 
 
 def test_auto_alphabet_is_learned_from_task_train_and_reported(tmp_path, fake_corpora, tiny_tokenizer):
     cfg = RecipeConfig(name="toy", languages=("en", "is"), task=TaskConfig(train=("toy:learn",)),
-                       eval=EvalConfig(systems=("copy",), testsets=("toy:test",), sample=3, bootstrap=50,
-                                       alphabet="auto"))
+                       eval=EvalConfig(systems=("zero-shot", "copy"), testsets=("toy:test",), sample=3,
+                                       bootstrap=50, max_new_tokens=4, alphabet="auto"))
     out = run_eval(cfg, results_root=tmp_path, runs_root=tmp_path, maker=_maker(cfg, tiny_tokenizer),
                    progress=False)
     # ð and ó are in 3+ words of the Icelandic side; ú, í in 2, þ, ö in 1; English has none of its
-    # own, but answers into it may write the pair's names
-    assert {r["direction"]: r["decode"]["alphabet"] for r in out.results} == {"en-is": "ðó", "is-en": "ðó"}
+    # own, but answers into it may write the pair's names. Copies are no decoding: no alphabet
+    assert {(r.system, r.direction): r.decode.get("alphabet") for r in out.results} == {
+        ("zero-shot", "en-is"): "ðó", ("zero-shot", "is-en"): "ðó", ("copy", "en-is"): None, ("copy", "is-en"): None}
     report = (tmp_path / "toy" / "REPORT.md").read_text(encoding="utf-8")
     assert "answers into en written with a–z and ðó only, answers into is written with a–z and ðó only" in report
 
@@ -294,7 +298,7 @@ def test_an_icl_answer_that_repeats_a_shot_target_is_counted(tmp_path, fake_corp
         row[-1].tgt for row in HypothesisMaker._shots(maker, system, testset, direction, [p.src for p in pairs], 2)]
     outcome = run_eval(cfg, results_root=tmp_path / "results", maker=maker, progress=False)
     for result in outcome.results:
-        assert result["shot_copies"] == {"rate": 1.0, "count": 4}
+        assert result.shot_copies == {"rate": 1.0, "count": 4}
     report = (tmp_path / "results" / "toy" / "REPORT.md").read_text()
     assert "icl toy:test en-is: 4 of 4 hypotheses (100.0%) repeat a retrieved example's translation" in report
 

@@ -55,7 +55,7 @@ def test_mbr_is_in_the_cache_key_and_stays_on_torch():
     cfg = RecipeConfig(name="toy", languages=("en", "is"))
     system = systems.builtin_system(cfg, "zero-shot")
     pairs = [Pair("Hello.", "Halló.", "en", "is", "toy", "0")]
-    keys = {cache.generation_key(system, cfg, DecodeSettings(**kw), "toy:test", "en-is", pairs)
+    keys = {cache.generation_key(system.signature(cfg, DecodeSettings(**kw), "is"), "toy:test", "en-is", pairs)
             for kw in ({}, {"mbr_samples": 8}, {"mbr_samples": 16}, {"mbr_samples": 8, "epsilon": 0.1})}
     assert len(keys) == 4
     assert choose(DecodeSettings(backend="ctranslate2", mbr_samples=8)).reason.startswith("MBR")

@@ -66,7 +66,8 @@ def test_every_line_is_a_pair_with_its_provenance(tiny_run, mono, monkeypatch, c
     assert first["run"] == "tiny-tell" and first["adapter_digest"] == Run.open(tiny_run).digest
     assert first["mono"] == str(mono.resolve())
     assert first["decoding"]["num_beams"] == 1 and first["decoding"]["max_new_tokens"] == 4
-    assert first["decoding"]["alphabet"] is True and first["decoding"]["batch_size"] == 3
+    assert first["decoding"]["batch_size"] == 3 and first["decoding"]["backend"] == "torch"
+    assert first["decoding"]["alphabet"] is None  # the letters answers into English may use: not limited
     assert all(isinstance(r["source"], str) and "\n" not in r["source"] for r in rows)
 
     # the same command again: the file is the product's, but never replaced without --resume
@@ -125,6 +126,8 @@ def test_resume_refuses_another_adapter_or_decoding(tiny_run, mono, tmp_path):
     for changes, why in [({"adapter_digest": "0" * 64}, "another adapter"),
                          ({"decoding": {**rows[0]["decoding"], "max_new_tokens": 9}},
                           "other decoding settings (max_new_tokens: 9 → 4)"),
+                         ({"decoding": {**rows[0]["decoding"], "backend": "ctranslate2", "quantization": "int8"}},
+                          "other decoding settings (backend: 'ctranslate2' → 'torch', quantization: 'int8' → '')"),
                          ({"direction": "is-en"}, "as is-en pairs")]:
         before = write(**changes)
         with pytest.raises(UserError, match="cannot resume") as refused:
@@ -144,7 +147,25 @@ def synth_decoding(run):
     from lowres_mt.synth import decoding_record
     from lowres_mt.translate import DecodeSettings
 
-    return decoding_record(DecodeSettings.for_recipe(Run.open(run).cfg, num_beams=1))
+    return decoding_record(DecodeSettings.for_recipe(Run.open(run).cfg, num_beams=1), "en")
+
+
+@pytest.mark.parametrize("overrides", [
+    {}, {"batch_size": 3, "num_beams": 2}, {"backend": "ctranslate2", "quantization": "int8"}, {"mbr_samples": 4},
+    {"alphabet": False},
+])
+def test_synth_lines_and_eval_results_carry_one_decoding_identity(overrides):
+    from lowres_mt.evaluate.systems import builtin_system
+    from lowres_mt.synth import decoding_record
+    from lowres_mt.translate import DecodeSettings
+    from lowres_mt.translate.signature import NOT_IDENTITY, decoding_identity
+
+    cfg = RecipeConfig(name="toy", languages=("en", "is"))
+    settings = DecodeSettings.for_recipe(cfg, **overrides)
+    synth = {k: v for k, v in decoding_record(settings, "is").items() if k not in NOT_IDENTITY}
+    evaluated = builtin_system(cfg, "zero-shot").signature(cfg, settings, "is")["decode"]
+    assert synth == evaluated == decoding_identity(settings, "is")
+    assert decoding_record(settings, "is")["batch_size"] == settings.batch_size  # recorded, not compared
 
 
 @pytest.mark.parametrize(("mono_ref", "src", "tgt", "kwargs", "message"), [

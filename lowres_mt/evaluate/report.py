@@ -7,7 +7,6 @@ unchanged evaluation rewrites the same file.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from rich.table import Table
@@ -16,6 +15,7 @@ from lowres_mt.config import RecipeConfig, recipe_arg
 from lowres_mt.evaluate.comet import NO_COMET
 from lowres_mt.evaluate.metrics import METRIC_NAMES
 from lowres_mt.evaluate.plots import group_key, plot_chrf, plot_data_efficiency
+from lowres_mt.evaluate.result import Result, read_result
 from lowres_mt.evaluate.systems import KINDS, System
 from lowres_mt.io import write_text
 from lowres_mt.text import alphabet_letters
@@ -24,34 +24,26 @@ SYSTEM_ORDER = ["tell", "sft", "icl", "zero-shot", "copy", "apertium"]
 ALPHA = 0.05
 
 
-def load_results(root: Path) -> list[dict]:
+def load_results(root: Path) -> list[Result]:
     """Every stored result under results/<recipe>/ (any system, any earlier run)."""
-    out = []
-    for path in sorted(root.glob("*/*.json")):
-        try:
-            row = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict) and "scores" in row and "system" in row:
-            out.append(row)
-    return out
+    return [r for path in sorted(root.glob("*/*.json")) if (r := read_result(path)) is not None]
 
 
-def system_order(results: list[dict]) -> list[str]:
+def system_order(results: list[Result]) -> list[str]:
     """tell, sft, icl, zero-shot, copy, apertium, other runs, then submitted systems by mean chrF."""
-    names = {r["system"] for r in results}
+    names = {r.system for r in results}
     ours = [n for n in SYSTEM_ORDER if n in names]
     runs = sorted(n for n in names if n not in ours and not _is_external(results, n))
     chrf: dict[str, list[float]] = {}
     for r in results:
-        if _is_external(results, r["system"]):
-            chrf.setdefault(r["system"], []).append(r["scores"]["chrF"]["score"])
+        if _is_external(results, r.system):
+            chrf.setdefault(r.system, []).append(r.scores["chrF"]["score"])
     external = sorted(chrf, key=lambda n: (-sum(chrf[n]) / len(chrf[n]), n))
     return ours + runs + external
 
 
-def _is_external(results: list[dict], name: str) -> bool:
-    return any(r["system"] == name and KINDS.get(r["kind"], System).submitted for r in results)
+def _is_external(results: list[Result], name: str) -> bool:
+    return any(r.system == name and KINDS.get(r.kind, System).submitted for r in results)
 
 
 def fmt_score(score: dict | None) -> str:
@@ -70,22 +62,22 @@ def fmt_rate(rate: dict | None) -> str:
     return f"{100 * rate['rate']:.1f}%" if rate else "–"
 
 
-def fmt_p(result: dict, metric: str = "chrF") -> str:
-    sig = result.get("significance")
+def fmt_p(result: Result, baseline: str, metric: str = "chrF") -> str:
+    sig = result.significance
     if not sig:
-        return "baseline" if result.get("_baseline") else "–"
+        return "baseline" if result.system == baseline else "–"
     p = sig["p"][metric]
     return f"{p:.3f}{' *' if p < ALPHA else ''}"
 
 
-def _groups(results: list[dict]) -> dict[str, list[dict]]:
-    groups: dict[str, list[dict]] = {}
-    for r in sorted(results, key=lambda r: (r["testset"], r["direction"])):
+def _groups(results: list[Result]) -> dict[str, list[Result]]:
+    groups: dict[str, list[Result]] = {}
+    for r in sorted(results, key=lambda r: (r.testset, r.direction)):
         groups.setdefault(group_key(r), []).append(r)
     return groups
 
 
-def overview_rows(results: list[dict]) -> tuple[list[str], list[list[str]]]:
+def overview_rows(results: list[Result]) -> tuple[list[str], list[list[str]]]:
     """chrF ± CI per system (rows) and test set + direction (columns)."""
     groups = _groups(results)
     header = ["system", *groups]
@@ -93,15 +85,14 @@ def overview_rows(results: list[dict]) -> tuple[list[str], list[list[str]]]:
     for name in system_order(results):
         cells = [name]
         for group in groups.values():
-            found = next((r for r in group if r["system"] == name), None)
-            cells.append(fmt_score(found["scores"]["chrF"]) if found else "–")
+            found = next((r for r in group if r.system == name), None)
+            cells.append(fmt_score(found.scores["chrF"]) if found else "–")
         rows.append(cells)
     return header, rows
 
 
 def published_rows(cfg: RecipeConfig) -> list[list[str]]:
-    return [[row.system, group_key({"testset": row.testset, "direction": row.direction}), row.metric,
-             row.score, row.source] for row in cfg.eval.published]
+    return [[row.system, group_key(row), row.metric, row.score, row.source] for row in cfg.eval.published]
 
 
 def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -110,20 +101,20 @@ def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
-def detail_rows(group: list[dict], order: list[str]) -> list[list[str]]:
+def detail_rows(group: list[Result], order: list[str], baseline: str) -> list[list[str]]:
     rows = []
-    for r in sorted(group, key=lambda r: order.index(r["system"])):
-        speed = r.get("timings", {}).get("sentences_per_s")
-        rows.append([r["system"], *(fmt_score(r["scores"].get(m)) for m in METRIC_NAMES),
-                     fmt_comet(r["scores"].get("COMET")), fmt_rate(r.get("off_target")),
-                     fmt_rate(r.get("copies")), fmt_p(r),
+    for r in sorted(group, key=lambda r: order.index(r.system)):
+        speed = r.timings.get("sentences_per_s")
+        rows.append([r.system, *(fmt_score(r.scores.get(m)) for m in METRIC_NAMES),
+                     fmt_comet(r.scores.get("COMET")), fmt_rate(r.off_target),
+                     fmt_rate(r.copies), fmt_p(r, baseline),
                      f"{speed:.2f}" if speed else "–"])
     return rows
 
 
-def _alphabet_note(cfg: RecipeConfig, results: list[dict]) -> str:
+def _alphabet_note(cfg: RecipeConfig, results: list[Result]) -> str:
     if cfg.eval.alphabet == "auto":  # learned from task.train: the letters each result was decoded with
-        learned = {r["tgt_lang"]: r.get("decode", {}).get("alphabet") for r in results if "tgt_lang" in r}
+        learned = {r.tgt_lang: r.decode["alphabet"] for r in results if "alphabet" in r.decode}
         letters = {lang: learned.get(lang) for lang in cfg.languages}
     else:
         letters = {lang: alphabet_letters(lang) for lang in cfg.languages}
@@ -131,14 +122,12 @@ def _alphabet_note(cfg: RecipeConfig, results: list[dict]) -> str:
                    for lang, extra in letters.items() if extra is not None)
 
 
-def render_markdown(results: list[dict], notes: list[str], cfg: RecipeConfig,
+def render_markdown(results: list[Result], notes: list[str], cfg: RecipeConfig,
                     plots: list[Path], command: str = "") -> str:
     order = system_order(results)
     baseline = cfg.eval.baseline
-    for r in results:
-        r["_baseline"] = r["system"] == baseline
-    n = sorted({r["n"] for r in results})
-    commands = list(dict.fromkeys(r["command"] for r in results if r.get("command"))) or [
+    n = sorted({r.n for r in results})
+    commands = list(dict.fromkeys(r.command for r in results if r.command)) or [
         command or f"lowres-mt eval {recipe_arg(cfg)}"]
     lines = [f"# Evaluation: {cfg.name}", "",
              "Every result stored under this folder, produced by:", "",
@@ -154,13 +143,13 @@ def render_markdown(results: list[dict], notes: list[str], cfg: RecipeConfig,
              f"{_alphabet_note(cfg, results) if cfg.eval.alphabet else ''}"
              ". Scores are corpus-level with 95% bootstrap "
              f"confidence intervals (± half-width).", ""]
-    guard = {r["direction"]: r["guard_dropped"] for r in results if r.get("guard_dropped") is not None}
+    guard = {r.direction: r.guard_dropped for r in results if r.guard_dropped is not None}
     if guard:
         notes = [*notes, "icl: the contamination guard dropped " + ", ".join(
             f"{n} {d} pool pairs" for d, n in sorted(guard.items())) + " that occur in a test set"]
-    notes = [*notes, *(f"{r['system']} {r['testset']} {r['direction']}: {r['shot_copies']['count']} of {r['n']} "
-                       f"hypotheses ({fmt_rate(r['shot_copies'])}) repeat a retrieved example's translation"
-                       for r in results if r.get("shot_copies"))]
+    notes = [*notes, *(f"{r.system} {r.testset} {r.direction}: {r.shot_copies['count']} of {r.n} "
+                       f"hypotheses ({fmt_rate(r.shot_copies)}) repeat a retrieved example's translation"
+                       for r in results if r.shot_copies)]
     if notes:
         lines += ["## Notes", "", *(f"- {note}" for note in notes), ""]
     lines += ["## chrF overview", "", *_markdown_table(*overview_rows(results)), ""]
@@ -169,10 +158,10 @@ def render_markdown(results: list[dict], notes: list[str], cfg: RecipeConfig,
                   *_markdown_table(["system", "test set", "metric", "score", "source"],
                                    published_rows(cfg)), ""]
     for title, group in _groups(results).items():
-        lines += [f"## {title} (n={group[0]['n']})", ""]
+        lines += [f"## {title} (n={group[0].n})", ""]
         lines += _markdown_table(["system", *METRIC_NAMES, "COMET", "off-target", "copies",
                                   f"p (chrF vs {baseline})", "sent/s"],
-                                 detail_rows(group, order))
+                                 detail_rows(group, order, baseline))
         lines.append("")
     lines += [f"p: paired bootstrap resampling against `{baseline}` ({cfg.eval.bootstrap} resamples, "
               f"sacrebleu); * marks p < {ALPHA}. `–` where no `{baseline}` result exists.", "",
@@ -182,14 +171,12 @@ def render_markdown(results: list[dict], notes: list[str], cfg: RecipeConfig,
     if plots:
         lines += ["## Plots", "", *(f"![{p.stem}](plots/{p.name})" for p in plots), ""]
     lines += ["## Signatures", ""]
-    sigs = {m: r["scores"][m]["signature"] for r in results for m in METRIC_NAMES if m in r["scores"]}
+    sigs = {m: r.scores[m]["signature"] for r in results for m in METRIC_NAMES if m in r.scores}
     lines += [f"- {m}: `{sig}`" for m, sig in sigs.items()]
-    for r in results:
-        r.pop("_baseline", None)
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write_report(root: Path, results: list[dict], notes: list[str], cfg: RecipeConfig,
+def write_report(root: Path, results: list[Result], notes: list[str], cfg: RecipeConfig,
                  command: str = "") -> list[Path]:
     """REPORT.md and the plots for this evaluation; the curve also uses earlier stored runs."""
     plots = [p for p in (
@@ -200,7 +187,7 @@ def write_report(root: Path, results: list[dict], notes: list[str], cfg: RecipeC
     return plots
 
 
-def rich_table(results: list[dict], title: str = "chrF (± 95% CI)") -> Table:
+def rich_table(results: list[Result], title: str = "chrF (± 95% CI)") -> Table:
     header, rows = overview_rows(results)
     table = Table(title=title)
     for col in header:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rich.console import Console
@@ -24,15 +24,12 @@ from lowres_mt.evaluate import cache, metrics, rates
 from lowres_mt.evaluate.comet import NO_COMET
 from lowres_mt.evaluate.generate import HypothesisMaker
 from lowres_mt.evaluate.report import fmt_rate, load_results, write_report
+from lowres_mt.evaluate.result import Result, read_result
 from lowres_mt.evaluate.systems import System, resolve_systems
 from lowres_mt.io import portable_path, sha256_file, write_json, write_text
 from lowres_mt.langid import unavailable_note
 from lowres_mt.records import Pair
-from lowres_mt.text import alphabet_letters
 from lowres_mt.translate import DecodeSettings
-from lowres_mt.translate.backends import choose
-
-ENGINE_KINDS = ("base", "icl", "icl-book", "adapter")  # systems this process's engine decodes
 
 
 def results_dir() -> Path:
@@ -56,7 +53,7 @@ class Job:
 
 @dataclass
 class EvalOutcome:
-    results: list[dict]
+    results: list[Result]
     notes: list[str]
     report: Path
     plots: list[Path] = field(default_factory=list)
@@ -124,11 +121,11 @@ def run_eval(cfg: RecipeConfig, *, systems: list[str] | None = None, sample: int
     maker = maker or HypothesisMaker(cfg, settings, progress=progress, console=console)
     scorer = _Scorer(comet_model or cfg.eval.comet_model)
     outcome = EvalOutcome([], notes, root / "REPORT.md")
+    command = command or f"lowres-mt eval {recipe_arg(cfg)}"
     try:
         for job in jobs:
             try:
-                result, generated = _evaluate(job, cfg, settings, maker, scorer, root, size)
-                result["command"] = command or result.get("command") or f"lowres-mt eval {recipe_arg(cfg)}"
+                result, generated = _evaluate(job, cfg, settings, maker, scorer, root, size, command)
             except UserError as err:
                 if not job.system.optional:
                     raise
@@ -138,7 +135,7 @@ def run_eval(cfg: RecipeConfig, *, systems: list[str] | None = None, sample: int
             outcome.generated += generated
             outcome.reused += not generated
             if generated:  # kept at once, so an interrupted evaluation resumes after this job
-                write_json(root / result["path"], result)
+                write_json(root / result.path, result.to_dict())
                 if console is not None:
                     console.print(_job_line(result), markup=False, highlight=False)
     finally:
@@ -147,148 +144,137 @@ def run_eval(cfg: RecipeConfig, *, systems: list[str] | None = None, sample: int
         raise UserError(f"nothing was evaluated ({'; '.join(notes) or 'no job'}); {outcome.report} is "
                         "left as it was")
     # the report covers every result stored for this recipe, this evaluation's replacing older ones
-    stored = {r["path"]: r for r in load_results(root)}
-    stored.update((r["path"], r) for r in outcome.results)
+    stored = {r.path: r for r in load_results(root)}
+    stored.update((r.path, r) for r in outcome.results)
     # p-values against the baseline for every stored result on the same sentences: a new baseline
     # output makes the others' p-values stale even when their own hypotheses were reused
     refs = {key: [p.tgt for p in pairs] for key, pairs in samples.items()}
-    ids = {key: [p.id for p in pairs] for key, pairs in samples.items()}
-    same_sentences = [r for r in stored.values() if r.get("ids") == ids.get((r["testset"], r["direction"]))]
+    ids = {key: tuple(p.id for p in pairs) for key, pairs in samples.items()}
+    same_sentences = [r for r in stored.values() if r.ids == ids.get((r.testset, r.direction))]
     changed = _add_significance(same_sentences, refs, root, cfg)
-    for result in {r["path"]: r for r in [*outcome.results, *changed]}.values():
-        write_json(root / result["path"], result)
-    outcome.plots = write_report(root, list(stored.values()), notes, cfg,
-                                 command or f"lowres-mt eval {recipe_arg(cfg)}")
+    stored.update((r.path, r) for r in changed)
+    outcome.results = [stored[r.path] for r in outcome.results]
+    for result in {r.path: r for r in [*outcome.results, *changed]}.values():
+        write_json(root / result.path, result.to_dict())
+    outcome.plots = write_report(root, list(stored.values()), notes, cfg, command)
     outcome.seconds = time.perf_counter() - started
     return outcome
 
 
 def _evaluate(job: Job, cfg: RecipeConfig, settings: DecodeSettings, maker: HypothesisMaker,
-              scorer: _Scorer, root: Path, size: int) -> tuple[dict, bool]:
+              scorer: _Scorer, root: Path, size: int, command: str) -> tuple[Result, bool]:
     """One result: hypotheses and scores reused when their cache keys match, else recomputed."""
     stem = job.stem(root)
     json_path, hyp_path = stem.with_suffix(stem.suffix + ".json"), stem.with_suffix(stem.suffix + ".txt")
-    old = cache.read_result(json_path) or {}
-    gen_key = cache.generation_key(job.system, cfg, settings, job.testset, job.direction, job.pairs)
-    hyps, timings, reuse = _hypotheses(job, gen_key, old, maker, hyp_path)
+    system, src_lang, tgt_lang = job.system, job.pairs[0].src_lang, job.pairs[0].tgt_lang
+    signature = system.signature(cfg, settings, tgt_lang)
+    gen_key = cache.generation_key(signature, job.testset, job.direction, job.pairs)
+    hyps, timings, old = _hypotheses(job, gen_key, read_result(json_path), maker, hyp_path)
     hyp_sha = sha256_file(hyp_path)
     refs = [p.tgt for p in job.pairs]
     score_key = cache.scoring_key(gen_key, hyp_sha, refs, cfg.eval.bootstrap, scorer.model_name,
                                   metrics.sacrebleu_version())
-    if old.get("cache", {}).get("scoring") == score_key and reuse:
-        scores = old["scores"]
+    if old is not None and old.cache.get("scoring") == score_key:
+        scores = old.scores
     else:
         t0 = time.perf_counter()
-        scores = metrics.score_corpus(hyps, refs, job.pairs[0].tgt_lang, cfg.eval.bootstrap)
+        scores = metrics.score_corpus(hyps, refs, tgt_lang, cfg.eval.bootstrap)
         scores["COMET"] = scorer.comet(job.pairs, hyps)
         timings["score_s"] = round(time.perf_counter() - t0, 3)
-    system = job.system
-    result = {
-        "recipe": cfg.name, "system": system.name, "kind": system.kind, "method": system.method or None,
-        "testset": job.testset, "direction": job.direction,
-        "src_lang": job.pairs[0].src_lang, "tgt_lang": job.pairs[0].tgt_lang,
-        "n": len(hyps), "sample": size, "seed": cfg.seed, "ids": [p.id for p in job.pairs],
-        "model": system.model or None, "adapter": portable_path(system.run / "adapter") if system.run else None,
-        "task_tokens": system.task_tokens, "config_hash": cache.config_hash(cfg),
-        "decode": {"batch_size": settings.batch_size, "max_new_tokens": settings.max_new_tokens,
-                   "num_beams": settings.num_beams, "stop_repeats": settings.stop_repeats,
-                   "no_repeat_ngram": settings.no_repeat_ngram, "repetition_penalty": settings.repetition_penalty,
-                   **({"backend": choose(settings).label} if system.kind in ENGINE_KINDS else {}),
-                   **({"mbr_samples": settings.mbr_samples, "epsilon": settings.epsilon}
-                      if settings.mbr_samples and system.kind in ENGINE_KINDS else {}),
-                   **({"train_vocabulary": True} if settings.train_vocabulary and system.run else {}),
-                   **({"alphabet": letters} if (letters := alphabet_letters(job.pairs[0].tgt_lang,
-                                                                             settings.alphabet)) is not None else {})},
-        "scores": scores, "significance": old.get("significance") if reuse else None,
-        "off_target": rates.off_target(hyps, job.pairs[0].tgt_lang),
-        "copies": rates.copies([p.src for p in job.pairs], hyps),
-        "shot_copies": _shot_copies(job, hyps, maker, old if reuse else None),
-        "guard_dropped": (old.get("guard_dropped") if reuse else maker.guard_dropped.get(job.direction))
+    result = Result(
+        recipe=cfg.name, system=system.name, kind=system.kind, method=system.method or None,
+        testset=job.testset, direction=job.direction, src_lang=src_lang, tgt_lang=tgt_lang,
+        n=len(hyps), sample=size, seed=cfg.seed, ids=tuple(p.id for p in job.pairs),
+        model=system.model or None, adapter=portable_path(system.run / "adapter") if system.run else None,
+        task_tokens=system.task_tokens, config_hash=cache.config_hash(cfg),
+        # the speed reported depends on the batch size; the outputs do not (not in the key)
+        decode={"batch_size": settings.batch_size, **signature.get("decode", {})},
+        scores=scores, significance=old.significance if old else None,
+        off_target=rates.off_target(hyps, tgt_lang),
+        copies=rates.copies([p.src for p in job.pairs], hyps),
+        shot_copies=_shot_copies(job, hyps, maker, old),
+        guard_dropped=(old.guard_dropped if old else maker.guard_dropped.get(job.direction))
         if system.retrieves(cfg) else None,
         # a speed only for outputs produced here (not copies or submitted outputs)
-        "timings": timings if system.generates else {k: v for k, v in timings.items() if k == "score_s"},
-        "hypotheses": hyp_path.name, "hyp_sha256": hyp_sha,
-        "cache": {"generation": gen_key, "scoring": score_key,
-                  "significance": old.get("cache", {}).get("significance") if reuse else None},
-        "path": str(json_path.relative_to(root)),
-    }
-    return result, not reuse
+        timings=timings if system.generates else {k: v for k, v in timings.items() if k == "score_s"},
+        hypotheses=hyp_path.name, hyp_sha256=hyp_sha,
+        cache={"generation": gen_key, "scoring": score_key,
+               "significance": old.cache.get("significance") if old else None},
+        path=str(json_path.relative_to(root)), command=command,
+    )
+    return result, old is None
 
 
-def _shot_copies(job: Job, hyps: list[str], maker: HypothesisMaker, old: dict | None) -> dict | None:
+def _shot_copies(job: Job, hyps: list[str], maker: HypothesisMaker, old: Result | None) -> dict | None:
     """The shot-copy rate of a system with retrieved examples: the stored one when reused."""
     if old is not None:
-        return old.get("shot_copies")
+        return old.shot_copies
     targets = maker.shot_targets.get((job.system.name, job.testset, job.direction))
     return None if targets is None else rates.shot_copies(hyps, targets)
 
 
-def _job_line(result: dict) -> str:
-    chrf, timings = result["scores"]["chrF"], result["timings"]
+def _job_line(result: Result) -> str:
+    chrf, timings = result.scores["chrF"], result.timings
     speed = f", {timings['sentences_per_s']} sent/s" if "sentences_per_s" in timings else ""
-    off = f", off-target {fmt_rate(result['off_target'])}" if result["off_target"] else ""
-    return (f"{result['system']} {shown(result['testset'])} {result['direction']}: chrF {chrf['score']:.1f}"
-            f"{off}, copies {fmt_rate(result['copies'])} ({result['n']} sentences{speed})")
+    off = f", off-target {fmt_rate(result.off_target)}" if result.off_target else ""
+    return (f"{result.system} {shown(result.testset)} {result.direction}: chrF {chrf['score']:.1f}"
+            f"{off}, copies {fmt_rate(result.copies)} ({result.n} sentences{speed})")
 
 
-def _hypotheses(job: Job, gen_key: str, old: dict, maker: HypothesisMaker,
-                hyp_path: Path) -> tuple[list[str], dict, bool]:
-    """(hypotheses, timings, reused): the stored file when its key and checksum match."""
-    if (old.get("cache", {}).get("generation") == gen_key and hyp_path.is_file()
-            and sha256_file(hyp_path) == old.get("hyp_sha256")):
-        return hyp_path.read_text(encoding="utf-8").split("\n")[:-1], dict(old.get("timings", {})), True
+def _hypotheses(job: Job, gen_key: str, old: Result | None, maker: HypothesisMaker,
+                hyp_path: Path) -> tuple[list[str], dict, Result | None]:
+    """(hypotheses, timings, the stored result they come from): the stored file when its key and
+    checksum match (else None: generated now)."""
+    if (old is not None and old.cache.get("generation") == gen_key and hyp_path.is_file()
+            and sha256_file(hyp_path) == old.hyp_sha256):
+        return hyp_path.read_text(encoding="utf-8").split("\n")[:-1], dict(old.timings), old
     t0 = time.perf_counter()
     hyps = [" ".join(h.split()) for h in maker.make(job.system, job.pairs, job.direction, job.testset)]
     seconds = time.perf_counter() - t0
     write_text(hyp_path, "".join(h + "\n" for h in hyps))
     return hyps, {"generate_s": round(seconds, 3),
-                  "sentences_per_s": round(len(hyps) / max(seconds, 1e-9), 3)}, False
+                  "sentences_per_s": round(len(hyps) / max(seconds, 1e-9), 3)}, None
 
 
-def _add_significance(results: list[dict], refs_by_set: dict[tuple[str, str], list[str]],
-                      root: Path, cfg: RecipeConfig) -> list[dict]:
+def _add_significance(results: list[Result], refs_by_set: dict[tuple[str, str], list[str]],
+                      root: Path, cfg: RecipeConfig) -> list[Result]:
     """Paired bootstrap p-values of every system against the baseline, per test set and direction;
-    returns the results whose significance changed. A result whose hypotheses are not on disk (kept
-    out of the repository) keeps what it has."""
-    groups: dict[tuple[str, str], list[dict]] = {}
+    returns the results whose significance changed, as they are now. A result whose hypotheses are
+    not on disk (kept out of the repository) keeps what it has."""
+    groups: dict[tuple[str, str], list[Result]] = {}
     for r in results:
-        groups.setdefault((r["testset"], r["direction"]), []).append(r)
+        groups.setdefault((r.testset, r.direction), []).append(r)
     changed = []
     for key, group in groups.items():
-        base = next((r for r in group if r["system"] == cfg.eval.baseline), None)
+        base = next((r for r in group if r.system == cfg.eval.baseline), None)
         if base is None or not _hyp_path(root, base).is_file():
             continue
-        if base.get("significance"):
-            base["significance"], base["cache"]["significance"] = None, None
-            changed.append(base)
+        if base.significance:
+            changed.append(replace(base, significance=None, cache={**base.cache, "significance": None}))
         refs = refs_by_set[key]
         stale = []
         for r in group:
             if r is base:
                 continue
-            sig_key = cache.significance_key(base["hyp_sha256"], r["hyp_sha256"], refs, cfg.eval.bootstrap)
-            if (r["cache"].get("significance") != sig_key or not r.get("significance")) \
-                    and _hyp_path(root, r).is_file():
+            sig_key = cache.significance_key(base.hyp_sha256, r.hyp_sha256, refs, cfg.eval.bootstrap)
+            if (r.cache.get("significance") != sig_key or not r.significance) and _hyp_path(root, r).is_file():
                 stale.append((r, sig_key))
         if not stale:
             continue
-        hyps = {id(r): read_hypotheses(root, r) for r, _ in stale}
         pvalues = metrics.paired_significance(
-            (base["system"], read_hypotheses(root, base)), [(r["system"], hyps[id(r)]) for r, _ in stale],
-            refs, base["tgt_lang"], cfg.eval.bootstrap)
-        for r, sig_key in stale:
-            r["significance"] = {"baseline": base["system"], "test": "paired bootstrap",
-                                 "p": pvalues[r["system"]]}
-            r["cache"]["significance"] = sig_key
-            changed.append(r)
+            (base.system, read_hypotheses(root, base)), [(r.system, read_hypotheses(root, r)) for r, _ in stale],
+            refs, base.tgt_lang, cfg.eval.bootstrap)
+        changed += [replace(r, significance={"baseline": base.system, "test": "paired bootstrap",
+                                             "p": pvalues[r.system]},
+                            cache={**r.cache, "significance": sig_key}) for r, sig_key in stale]
     return changed
 
 
-def _hyp_path(root: Path, result: dict) -> Path:
-    return (root / result["path"]).with_name(result["hypotheses"])
+def _hyp_path(root: Path, result: Result) -> Path:
+    return (root / result.path).with_name(result.hypotheses)
 
 
-def read_hypotheses(root: Path, result: dict) -> list[str]:
+def read_hypotheses(root: Path, result: Result) -> list[str]:
     """The stored hypotheses of one result (`root`: the recipe's results folder)."""
     return _hyp_path(root, result).read_text(encoding="utf-8").split("\n")[:-1]
 

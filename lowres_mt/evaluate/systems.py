@@ -35,8 +35,8 @@ from lowres_mt.evaluate.outside import (
 from lowres_mt.evaluate.retrieval import RETRIEVAL_VERSION
 from lowres_mt.run import TRAIN_VOCABULARY, Run
 from lowres_mt.train.rundir import default_run_name
-from lowres_mt.translate.backends import choose
 from lowres_mt.translate.engine import ENGINE_VERSION, DecodeSettings
+from lowres_mt.translate.signature import decoding_identity
 from lowres_mt.typed import to_dict
 
 if TYPE_CHECKING:
@@ -50,9 +50,10 @@ BUILTIN = ("zero-shot", "icl", "icl-book", "copy", "apertium", "external", "open
 class System:
     """One row of the results table: what produces its hypotheses and what its outputs depend on.
 
-    Each kind is one subclass: `cache_parts` (what, beyond the sentences, its outputs depend on:
-    the one cache key), `translate` (sources → hypotheses, using the shared `HypothesisMaker`'s
-    models and retrievers) and `expand` (the systems it stands for on one test set and direction).
+    Each kind is one subclass: `signature` (what, beyond the sentences, its outputs depend on: the
+    one source of its cache key and of its results' `decode` record), `translate` (sources →
+    hypotheses, using the shared `HypothesisMaker`'s models and retrievers) and `expand` (the
+    systems it stands for on one test set and direction).
     `KINDS` maps kind names to classes; nothing else compares kind names."""
 
     name: str
@@ -72,8 +73,12 @@ class System:
     def expand(self, testset: str, direction: str) -> list[System]:
         return [self]
 
-    def cache_parts(self, cfg: RecipeConfig, settings: DecodeSettings) -> dict:
-        return {}
+    def signature(self, cfg: RecipeConfig, settings: DecodeSettings, tgt_lang: str) -> dict:
+        """Everything its answers into `tgt_lang` depend on beyond the source sentences, built from
+        its own fields (sacrebleu's `get_signature`); systems the engine decodes add the decoding
+        identity under "decode"."""
+        return {"system": self.name, "kind": self.kind, "fingerprint": self.fingerprint, "style": self.style,
+                "model": self.model}
 
     def retrieves(self, cfg: RecipeConfig) -> bool:
         """Whether its prompts carry examples retrieved from the (guarded) training pool."""
@@ -95,18 +100,16 @@ class CopySystem(System):
 class _ModelSystem(System):
     """A system decoded by the engine: its outputs depend on the decoding settings."""
 
-    def cache_parts(self, cfg, settings):
-        decode = {"max_new_tokens": settings.max_new_tokens, "num_beams": settings.num_beams,
-                  "stop_repeats": settings.stop_repeats}
-        if settings.no_repeat_ngram or settings.repetition_penalty != 1.0:
-            decode.update(no_repeat_ngram=settings.no_repeat_ngram, repetition_penalty=settings.repetition_penalty)
-        backend = choose(settings).label
-        if backend != "torch":  # torch's keys stay as they were, so their caches stay valid
-            decode["backend"] = backend
-        if settings.mbr_samples:
-            decode.update(mbr_samples=settings.mbr_samples, epsilon=settings.epsilon, seed=settings.seed)
-        return {"engine": ENGINE_VERSION, "style": self.style, "decode": decode,
+    def signature(self, cfg, settings, tgt_lang):
+        decode = decoding_identity(settings, tgt_lang)
+        # the setting changes only a trimmed run's answers: other caches stay valid when it changes
+        decode["train_vocabulary"] = settings.train_vocabulary and self.trims_vocabulary()
+        return {**super().signature(cfg, settings, tgt_lang), "engine": ENGINE_VERSION, "decode": decode,
                 "prompt": {"anchor": to_dict(cfg.anchor), "names": cfg.language_names, "format": cfg.prompt_format}}
+
+    def trims_vocabulary(self) -> bool:
+        """Whether `train_vocabulary` limits its answers (a run trained with a trimmed head)."""
+        return False
 
 
 class BaseSystem(_ModelSystem):
@@ -123,8 +126,8 @@ class IclSystem(BaseSystem):
 
     kind, order = "icl", 1
 
-    def cache_parts(self, cfg, settings):
-        return {**super().cache_parts(cfg, settings), "icl": _pool_parts(cfg, cfg.eval.icl_k)}
+    def signature(self, cfg, settings, tgt_lang):
+        return {**super().signature(cfg, settings, tgt_lang), "icl": _pool_parts(cfg, cfg.eval.icl_k)}
 
     def retrieves(self, cfg: RecipeConfig) -> bool:
         return True
@@ -138,8 +141,8 @@ class IclBookSystem(_ModelSystem):
 
     kind, order = "icl-book", 1
 
-    def cache_parts(self, cfg, settings):
-        return {**super().cache_parts(cfg, settings), "book": to_dict(cfg.book),
+    def signature(self, cfg, settings, tgt_lang):
+        return {**super().signature(cfg, settings, tgt_lang), "book": to_dict(cfg.book),
                 "guard": list(cfg.eval.testsets + cfg.task.guard)}
 
     def translate(self, maker, pairs, direction, testset):
@@ -151,12 +154,13 @@ class AdapterSystem(_ModelSystem):
 
     kind, order = "adapter", 2
 
-    def cache_parts(self, cfg, settings):
-        parts = super().cache_parts(cfg, settings)
+    def signature(self, cfg, settings, tgt_lang):
+        parts = super().signature(cfg, settings, tgt_lang)
         del parts["prompt"]  # the run's config.yaml is part of the fingerprint
-        if (Path(self.run) / "adapter" / TRAIN_VOCABULARY).is_file():
-            parts["decode"]["vocabulary"] = "train" if settings.train_vocabulary else "full"
         return parts
+
+    def trims_vocabulary(self):
+        return (Path(self.run) / "adapter" / TRAIN_VOCABULARY).is_file()
 
     def translate(self, maker, pairs, direction, testset):
         return maker.adapter_translate(self, pairs, direction, testset)
@@ -207,9 +211,10 @@ class OpenAISystem(System):
     def retrieves(self, cfg):
         return cfg.eval.openai[self.endpoint_name].shots > 0
 
-    def cache_parts(self, cfg, settings):
+    def signature(self, cfg, settings, tgt_lang):
         endpoint = cfg.eval.openai[self.endpoint_name]
-        parts = {"prompt": {"anchor": to_dict(cfg.anchor), "names": cfg.language_names},
+        parts = {**super().signature(cfg, settings, tgt_lang),
+                 "prompt": {"anchor": to_dict(cfg.anchor), "names": cfg.language_names},
                  "decode": {"max_tokens": settings.max_new_tokens}}
         if endpoint.shots:
             parts["icl"] = _pool_parts(cfg, endpoint.shots)

@@ -14,6 +14,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
@@ -23,6 +24,9 @@ from lowres_mt.sweep.grid import Axis, PlannedRun, plan_runs
 from lowres_mt.sweep.summary import Point, write_summary
 from lowres_mt.train import rundir
 from lowres_mt.train.checkpoint import latest_checkpoint
+
+if TYPE_CHECKING:
+    from lowres_mt.evaluate.result import Result
 
 
 @dataclass
@@ -142,10 +146,9 @@ def _evaluate(plan: SweepPlan, points: list[Point], chosen: set[str], console: C
         outcome = run_eval(cfg, systems=[p.run], sample=plan.sample, runs_root=plan.folder,
                            results_root=results_root, progress=console is not None, console=console,
                            command=f"lowres-mt sweep {plan.recipe} (run {p.run})")
-        p.results = {f"{r['testset']} {r['direction']}": _scores(r) for r in outcome.results
-                     if r["system"] == p.run}
-        hypotheses[p.run] = {f"{r['testset']} {r['direction']}": read_hypotheses(results_root / cfg.name, r)
-                             for r in outcome.results if r["system"] == p.run}
+        p.results = {f"{r.testset} {r.direction}": _scores(r) for r in outcome.results if r.system == p.run}
+        hypotheses[p.run] = {f"{r.testset} {r.direction}": read_hypotheses(results_root / cfg.name, r)
+                             for r in outcome.results if r.system == p.run}
     _add_paired_tests(plan, points, hypotheses)
     if not plan.baselines:
         return {}
@@ -153,8 +156,8 @@ def _evaluate(plan: SweepPlan, points: list[Point], chosen: set[str], console: C
     outcome = run_eval(cfg, systems=plan.baselines, sample=plan.sample, runs_root=plan.folder,
                        results_root=results_root, progress=console is not None, console=console,
                        command=f"lowres-mt sweep {plan.recipe} (baselines)")
-    return {f"{r['system']} {r['testset']} {r['direction']}": _scores(r) for r in outcome.results
-            if r["system"] in plan.baselines}
+    return {f"{r.system} {r.testset} {r.direction}": _scores(r) for r in outcome.results
+            if r.system in plan.baselines}
 
 
 def _add_paired_tests(plan: SweepPlan, points: list[Point], hypotheses: dict[str, dict[str, list[str]]]) -> None:
@@ -185,12 +188,12 @@ def _add_paired_tests(plan: SweepPlan, points: list[Point], hypotheses: dict[str
             tell.results[panel]["p_vs_sft"] = pvalues["tell"]["chrF"]
 
 
-def _scores(result: dict) -> dict:
-    scores = result["scores"]
-    return {"n": result["n"],
+def _scores(result: Result) -> dict:
+    scores = result.scores
+    return {"n": result.n,
             **{name: scores[name]["score"] for name in ("chrF", "chrF++", "BLEU") if name in scores},
             "chrF_ci": scores["chrF"]["ci_halfwidth"],
-            "off_target": (result.get("off_target") or {}).get("rate")}
+            "off_target": (result.off_target or {}).get("rate")}
 
 
 def _is_main() -> bool:

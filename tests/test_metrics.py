@@ -71,3 +71,16 @@ def test_paired_significance_separates_clear_differences():
 def test_mismatched_lengths_are_rejected():
     with pytest.raises(ValueError):
         score_corpus(["a"], ["a", "b"])
+
+
+def test_japanese_bleu_without_mecab_is_a_one_line_error():
+    """sacrebleu's ja/ko BLEU tokenizers need MeCab: eval, score and sweeps all say so in one line."""
+    import importlib.util
+
+    from lowres_mt.errors import UserError
+    from lowres_mt.evaluate.metrics import make_metrics
+
+    if importlib.util.find_spec("MeCab") is not None:
+        pytest.skip("MeCab is installed here")
+    with pytest.raises(UserError, match=r"MeCab.*sacrebleu\[ja\]"):
+        make_metrics("ja")

@@ -38,8 +38,8 @@ def synth_cmd(
     Each JSONL line holds "source": the run's translation (synthetic, in --to), "target": the
     corpus sentence (real, in --from), "direction": --to-(--from), the direction the pair trains,
     and its provenance: run, adapter_digest, decoding, mono, line. Decoding is the recipe's eval
-    settings, greedy unless --num-beams; sampling is not offered. Training on the file is not
-    wired yet.
+    settings, greedy unless --num-beams; sampling is not offered. Train on the file by naming it
+    in the recipe's `synthetic.corpora` with a `synthetic.ratio` (docs/data.md, "Synthetic data").
     """
     from lowres_mt.synth import synthesize
 

@@ -18,6 +18,8 @@ from sacrebleu.metrics import BLEU, CHRF
 from sacrebleu.metrics.base import Metric
 from sacrebleu.significance import PairedTest
 
+from lowres_mt.errors import UserError
+
 METRIC_NAMES = ("BLEU", "chrF", "chrF++")
 BOOTSTRAP_SAMPLES = 1000
 # sacrebleu names its scores "chrF2"/"chrF2++"; we keep the names people quote
@@ -26,7 +28,12 @@ _SACREBLEU_NAME = {"BLEU": "BLEU", "chrF2": "chrF", "chrF2++": "chrF++"}
 
 def make_metrics(tgt_lang: str = "") -> dict[str, Metric]:
     """Fresh metric objects (they cache references, so one set per reference list)."""
-    return {"BLEU": BLEU(trg_lang=tgt_lang), "chrF": CHRF(), "chrF++": CHRF(word_order=2)}
+    try:
+        bleu = BLEU(trg_lang=tgt_lang)
+    except RuntimeError:  # sacrebleu's Japanese and Korean BLEU tokenizers need MeCab
+        raise UserError(f"BLEU for {tgt_lang} tokenizes with MeCab, which is not installed: "
+                        f"pip install 'sacrebleu[{tgt_lang}]'") from None
+    return {"BLEU": bleu, "chrF": CHRF(), "chrF++": CHRF(word_order=2)}
 
 
 def signatures(tgt_lang: str = "") -> dict[str, str]:

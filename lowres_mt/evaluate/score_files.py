@@ -57,7 +57,7 @@ def score_files(hyp: Path | str, ref: Path | str, src: Path | str | None = None,
         sources = read_segments("SRC", src)
         _check_same_length(("SRC", src, sources), ("REF", ref, refs))
     checkpoint = _comet_checkpoint(comet_model, sources) if comet_model else None  # fails fast
-    scores = _corpus_scores(hyps, refs, tgt_lang or "")
+    scores = score_corpus(hyps, refs, tgt_lang=tgt_lang or "")
     off_target = rates.off_target(hyps, tgt_lang) if tgt_lang else None
     copies = rates.copies(sources, hyps) if sources is not None else None
     notes = (f"language ID not available for {tgt_lang}",) if tgt_lang and not is_supported(tgt_lang) else ()
@@ -92,16 +92,6 @@ def _check_same_length(a: tuple[str, Path | str, list[str]], b: tuple[str, Path 
 def _metric(result: dict) -> MetricScore:
     low, high = result["ci"]
     return MetricScore(score=result["score"], ci_low=low, ci_high=high, signature=result["signature"])
-
-
-def _corpus_scores(hyps: list[str], refs: list[str], tgt_lang: str) -> dict[str, dict]:
-    try:
-        return score_corpus(hyps, refs, tgt_lang=tgt_lang)
-    except RuntimeError:  # sacrebleu's Japanese and Korean BLEU tokenizers need MeCab
-        if tgt_lang not in ("ja", "ko"):
-            raise
-        raise UserError(f"BLEU for {tgt_lang} tokenizes with MeCab, which is not installed: "
-                        f"pip install 'sacrebleu[{tgt_lang}]'") from None
 
 
 def _comet_checkpoint(comet_model: str, sources: list[str] | None) -> Path:

@@ -159,3 +159,18 @@ def test_header_names_the_alphabet_answers_were_written_in(alphabet, decode, not
                                    decode={"alphabet": letters}) for d, letters in decode.items()] or RESULTS
     md = render_markdown(results, [], cfg, [])
     assert note in md and (alphabet is not False or "a–z" not in md)
+
+
+@pytest.mark.parametrize(("ev", "decodes", "note"), [
+    (EvalConfig(), [{"backend": "torch", "quantization": ""}], "decoding: greedy on the torch backend, ≤"),
+    (EvalConfig(num_beams=4), [], "decoding: beam 4, ≤"),  # results from before the backend was recorded
+    (EvalConfig(mbr_samples=8), [{"backend": "torch"}],
+     "decoding: MBR over 8 epsilon-sampled answers (ε = 0.02, chrF consensus) on the torch backend, ≤"),
+    (EvalConfig(backend="ctranslate2"), [{"backend": "ctranslate2", "quantization": "int8_float32"},
+                                        {"backend": "torch", "quantization": ""}],
+     "decoding: greedy on the ctranslate2 int8_float32 / torch backend, ≤"),  # a fallback shows
+])
+def test_header_names_the_search_and_the_backend_that_decoded(ev, decodes, note):
+    cfg = RecipeConfig(name="en-is", languages=("en", "is"), eval=ev)
+    results = [dataclasses.replace(r, decode=d) for r, d in zip(RESULTS[2:], decodes)] or RESULTS
+    assert note in render_markdown(results, [], cfg, [])

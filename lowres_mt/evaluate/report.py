@@ -122,6 +122,19 @@ def _alphabet_note(cfg: RecipeConfig, results: list[Result]) -> str:
                    for lang, extra in letters.items() if extra is not None)
 
 
+def _search_note(cfg: RecipeConfig, results: list[Result]) -> str:
+    """How answers were searched for, and by which decoder (as the results record it)."""
+    ev = cfg.eval
+    if ev.mbr_samples:
+        search = (f"MBR over {ev.mbr_samples} epsilon-sampled answers (ε = {ev.mbr_epsilon}, "
+                  "chrF consensus)")
+    else:
+        search = "greedy" if ev.num_beams == 1 else f"beam {ev.num_beams}"
+    backends = sorted({" ".join(filter(None, (r.decode["backend"], r.decode.get("quantization"))))
+                       for r in results if r.decode.get("backend")})
+    return search + (f" on the {' / '.join(backends)} backend" if backends else "")
+
+
 def render_markdown(results: list[Result], notes: list[str], cfg: RecipeConfig,
                     plots: list[Path], command: str = "") -> str:
     order = system_order(results)
@@ -133,8 +146,7 @@ def render_markdown(results: list[Result], notes: list[str], cfg: RecipeConfig,
              "Every result stored under this folder, produced by:", "",
              *(f"    {c}" for c in commands), "",
              f"{'/'.join(map(str, n)) or 0} sentences per test set and direction (seeded sample, seed "
-             f"{cfg.seed}); base model `{cfg.base_model}`; decoding: "
-             f"{'greedy' if cfg.eval.num_beams == 1 else f'beam {cfg.eval.num_beams}'}, "
+             f"{cfg.seed}); base model `{cfg.base_model}`; decoding: {_search_note(cfg, results)}, "
              f"≤ {cfg.eval.max_new_tokens} new tokens"
              f"{f', loop stop at a 4-token n-gram seen {cfg.eval.stop_repeats}×' if cfg.eval.stop_repeats else ''}"
              f"{f', no repeated {cfg.eval.no_repeat_ngram}-gram' if cfg.eval.no_repeat_ngram else ''}"

@@ -14,7 +14,13 @@ from lowres_mt.config import RecipeConfig
 from lowres_mt.data.prompts import parse_response, prompt_messages, style_for
 from lowres_mt.train.batching import BatchStream
 from lowres_mt.train.tokenize import TokenizedExample
-from lowres_mt.translate.engine import DecodeSettings, answer_line, build_prompt, stop_token_ids
+from lowres_mt.translate.engine import (
+    DecodeSettings,
+    answer_line,
+    build_prompt,
+    length_sorted_batches,
+    stop_token_ids,
+)
 from lowres_mt.translate.greedy import StopTables, greedy_decode
 
 
@@ -109,14 +115,15 @@ class DevTranslator:
             self._tables = tables.subset(self.new_to_old) if self.new_to_old is not None else tables
         was_training = self.model.training
         self.model.eval()
-        outputs: list[str] = []
-        for start in range(0, len(samples), self.batch_size):
-            chunk = samples[start:start + self.batch_size]
-            rows = greedy_decode(self.model, [self._to_model(self.prompt_ids(s)) for s in chunk],
+        prompts = [self._to_model(self.prompt_ids(s)) for s in samples]
+        outputs = [""] * len(samples)
+        for batch in length_sorted_batches(prompts, self.batch_size):  # as evaluation batches them
+            rows = greedy_decode(self.model, [prompts[i] for i in batch],
                                  pad_id=self.pad_id(), max_new_tokens=max_new_tokens,
                                  stop_ids=self._to_model(self.stops), tables=self._tables,
                                  stop_repeats=settings.stop_repeats, processors=settings.processors())
-            outputs.extend(self._decode(row, sample, settings.stop_repeats) for row, sample in zip(rows, chunk, strict=True))
+            for i, row in zip(batch, rows, strict=True):
+                outputs[i] = self._decode(row, samples[i], settings.stop_repeats)
         self.model.train(was_training)
         return outputs
 

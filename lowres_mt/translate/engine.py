@@ -173,6 +173,15 @@ def answer_line(text: str, stop_repeats: int) -> str:
     return drop_repeated_tail(first_line(text), stop_repeats)
 
 
+
+def length_sorted_batches(rows: Sequence[Sequence[int]], size: int) -> Iterator[list[int]]:
+    """Indices of `rows` in batches of at most `size`, longest prompts first, so a batch pads little
+    (ties keep input order)."""
+    order = sorted(range(len(rows)), key=lambda i: (-len(rows[i]), i))
+    size = max(1, size)
+    for start in range(0, len(order), size):
+        yield order[start:start + size]
+
 class Engine:
     """Batched generation for one model + tokenizer; `translate` builds prompts and parses answers."""
 
@@ -226,7 +235,7 @@ class Engine:
         allowed = self.allowed(tgt_lang)
         sampling = Sampling(self.settings.epsilon, self.settings.seed) if self.settings.mbr_samples else None
         with self._progress(description, len(prompts)) as advance:
-            for batch in self._length_sorted_batches(rows):
+            for batch in length_sorted_batches(rows, self.settings.batch_size):
                 chosen = [rows[i] for i in batch]
                 outs = self._generate(chosen, allowed) if sampling is None else self._generate(chosen, allowed, sampling)
                 for index, ids in zip(batch, outs, strict=True):
@@ -259,12 +268,6 @@ class Engine:
 
     def _answer(self, ids: list[int]) -> str:
         return answer_line(self.tokenizer.decode(ids, skip_special_tokens=True), self.settings.stop_repeats)
-
-    def _length_sorted_batches(self, encoded: list[list[int]]) -> Iterator[list[int]]:
-        order = sorted(range(len(encoded)), key=lambda i: (-len(encoded[i]), i))
-        size = max(1, self.settings.batch_size)
-        for start in range(0, len(order), size):
-            yield order[start:start + size]
 
     @torch.inference_mode()
     def _generate(self, rows: list[list[int]], allowed: torch.Tensor | None = None,

@@ -38,6 +38,7 @@ from lowres_mt.config import AnchorConfig  # noqa: E402
 from lowres_mt.data.prompts import parse_response, prompt_messages, style_for  # noqa: E402
 from lowres_mt.io import write_json, write_text  # noqa: E402
 from lowres_mt.precision import cpu_model  # noqa: E402
+from lowres_mt.run import Run  # noqa: E402
 from lowres_mt.translate import DecodeSettings, build_prompt  # noqa: E402
 from lowres_mt.translate import engine as engine_module  # noqa: E402
 from lowres_mt.translate.backends import open_engine  # noqa: E402
@@ -46,6 +47,10 @@ BASELINE, DEFAULT = "torch-full-head", "torch"
 CONFIGS = {  # name -> DecodeSettings overrides
     "torch-full-head": {"backend": "torch"},
     "torch": {"backend": "torch"},
+    # answers limited to the ids the run's output layer was trained over (`eval.train_vocabulary`)
+    "torch-train-vocab": {"backend": "torch", "train_vocabulary": True},
+    # the transformer body's linear layers in dynamic int8 (torch.ao), the output layer in float32
+    "torch-int8-body": {"backend": "torch"},
     "ctranslate2-float32": {"backend": "ctranslate2", "quantization": "float32"},
     "ctranslate2-int8_float32": {"backend": "ctranslate2", "quantization": "int8_float32"},
     "ctranslate2-int8": {"backend": "ctranslate2", "quantization": "int8"},
@@ -58,6 +63,22 @@ def cpu_flags() -> str:
     except (OSError, StopIteration):
         return "?"
     return " ".join(f for f in flags if f.startswith(("avx", "amx")) or f in ("fma", "f16c"))
+
+
+def int8_body(model):
+    """A copy of `model` whose transformer body's linear layers run in dynamic int8
+    (`torch.ao.quantization.quantize_dynamic`: int8 weights, activations quantized per call); the
+    output layer stays float32, so the sliced head still applies."""
+    import copy
+    import warnings
+
+    from torch.ao.quantization import quantize_dynamic
+
+    quantized = copy.deepcopy(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao's deprecation notice
+        quantize_dynamic(quantized.get_decoder(), {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+    return quantized
 
 
 def main() -> int:
@@ -81,8 +102,6 @@ def main() -> int:
 
         weights = base_digest(resolve_base(args.model))
     if args.run is not None:
-        from lowres_mt.run import Run
-
         run = Run.open(args.run)
         style, anchor, label, weights = style_for(run.method), run.cfg.anchor, run.name, run.digest
     from lowres_mt.corpora import load_set
@@ -92,9 +111,15 @@ def main() -> int:
     refs = [p.tgt for p in pairs]
     base = DecodeSettings(batch_size=32, max_new_tokens=args.max_new_tokens)
     entries, outputs = {}, {}
+    vocabulary = Run.open(args.run).vocabulary if args.run is not None else None
     for name in args.configs.split(","):
         settings = dataclasses.replace(base, **CONFIGS[name])
-        engine = open_engine(model, tokenizer, settings, weights=lambda: weights, progress=False)
+        if settings.train_vocabulary and vocabulary is None:
+            print(f"{name}: skipped (needs --run with a trimmed training vocabulary)", file=sys.stderr)
+            continue
+        decoder = int8_body(model) if name == "torch-int8-body" else model
+        engine = open_engine(decoder, tokenizer, settings, weights=lambda: weights, progress=False,
+                             vocabulary=vocabulary if settings.train_vocabulary else None)
         decode = engine_module.greedy_decode
         if name == "torch-full-head":  # the engine before the sliced output layer
             engine_module.greedy_decode = functools.partial(decode, slice_head=False)
@@ -112,7 +137,7 @@ def main() -> int:
                          "tokens_per_s": round(token_count(tokenizer, answers) / seconds, 1),
                          "chrf": round(sacrebleu.corpus_chrf(hyps, [refs]).score, 2)}
         print(f"{name}: {entries[name]}", file=sys.stderr, flush=True)
-        del engine
+        del engine, decoder
     reference = outputs.get(BASELINE) or next(iter(outputs.values()))
     speed = entries.get(BASELINE, next(iter(entries.values())))["sentences_per_s"]
     for name, hyps in outputs.items():

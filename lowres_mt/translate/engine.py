@@ -235,7 +235,7 @@ class Engine:
         allowed = self.allowed(tgt_lang)
         sampling = Sampling(self.settings.epsilon, self.settings.seed) if self.settings.mbr_samples else None
         with self._progress(description, len(prompts)) as advance:
-            for batch in length_sorted_batches(rows, self.settings.batch_size):
+            for batch in self._length_sorted_batches(rows):
                 chosen = [rows[i] for i in batch]
                 outs = self._generate(chosen, allowed) if sampling is None else self._generate(chosen, allowed, sampling)
                 for index, ids in zip(batch, outs, strict=True):
@@ -268,6 +268,10 @@ class Engine:
 
     def _answer(self, ids: list[int]) -> str:
         return answer_line(self.tokenizer.decode(ids, skip_special_tokens=True), self.settings.stop_repeats)
+
+    def _length_sorted_batches(self, encoded: list[list[int]]) -> Iterator[list[int]]:
+        """How this engine batches prompts (a backend may split them further)."""
+        return length_sorted_batches(encoded, self.settings.batch_size)
 
     @torch.inference_mode()
     def _generate(self, rows: list[list[int]], allowed: torch.Tensor | None = None,

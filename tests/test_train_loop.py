@@ -102,7 +102,14 @@ def test_training_updates_every_lora_weight_and_no_base_weight(tmp_path, tiny_mo
     assert [r["step"] for r in translated] == [2] * 4 + [4] * 4  # 2 dev sentences per direction
     assert {r["direction"] for r in translated} == {"en-is", "is-en"} and all("hyp" in r for r in translated)
     assert all(e["tokens_per_s"] > 0 and e["lr"] >= 0 for e in events if e["event"] == "train")
-    assert json.loads((run_dir / "run.json").read_text())["status"] == "done"
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "done"
+    # where the time went: optimizer steps, dev evaluations and checkpoints, each event timed
+    assert [e["step"] for e in events if e["event"] == "checkpoint"] == [2]
+    timed = [e["seconds"] for e in events if e["event"] in ("eval", "checkpoint")]
+    assert len(timed) == 3 and all(t > 0 for t in timed)
+    assert info["seconds"]["steps"] > 0
+    assert info["seconds"]["evaluations"] == pytest.approx(sum(e["seconds"] for e in events if e["event"] == "eval"), abs=0.2)
     trained = {n.replace(".default", ""): p for n, p in lora.items()}
     saved = adapter_weights(run_dir, "adapter-last")  # adapter/ holds the best dev-chrF step's
     assert saved.keys() == trained.keys()

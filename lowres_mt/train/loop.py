@@ -108,7 +108,10 @@ def train(cfg: RecipeConfig, *, run_dir: Path, resume: bool = False, progress: b
                     "micro_batches_per_epoch": len(stream.plan(0)),
                     "train": train_stats.as_dict(), "dev": prep.dev_stats.as_dict()})
 
+    spent = {"steps": 0.0, "evaluations": 0.0, "checkpoints": 0.0}  # seconds, this process
+
     def evaluate(step: int, chrf: bool = True) -> dict:
+        began = time.perf_counter()
         total_loss, count = dev_loss(acc.unwrap_model(module), dev_ex, batch_tokens=tc.batch_tokens,
                                      row_tokens=tc.max_length, pad_id=pad_id, rank=acc.process_index,
                                      processes=acc.num_processes, device=acc.device)
@@ -128,12 +131,15 @@ def train(cfg: RecipeConfig, *, run_dir: Path, resume: bool = False, progress: b
                 rundir.update_run_info(run_dir, best_step=step, best_dev_chrf=event["dev_chrf"])
                 event["best"] = True
         acc.wait_for_everyone()
+        event["seconds"] = round(time.perf_counter() - began, 2)  # dev loss, dev chrF, a best adapter saved
+        spent["evaluations"] += event["seconds"]
         if main:
             log.append(event)
             plot_loss(log.events, run_dir / "loss.png", title=run_dir.name)
         return event
 
     def save(step: int) -> None:
+        began = time.perf_counter()
         states = gather_object([rng_state()])
         if main:
             save_checkpoint(run_dir / "checkpoints", step, model=model, optimizer=optimizer, scheduler=scheduler,
@@ -141,6 +147,10 @@ def train(cfg: RecipeConfig, *, run_dir: Path, resume: bool = False, progress: b
                             keep=tc.keep_checkpoints)
             rundir.update_run_info(run_dir, steps=step)
         acc.wait_for_everyone()
+        seconds = time.perf_counter() - began
+        spent["checkpoints"] += seconds
+        if main:
+            log.append({"event": "checkpoint", "step": step, "seconds": round(seconds, 2)})
 
     # -- the loop
     last: dict = {}
@@ -154,6 +164,7 @@ def train(cfg: RecipeConfig, *, run_dir: Path, resume: bool = False, progress: b
                                                  params, tc.max_grad_norm, bf16=amp == "bf16")
                 seconds = time.perf_counter() - began
                 train_time, train_tokens = train_time + seconds, train_tokens + tokens
+                spent["steps"] = train_time
                 done = step + 1
                 if main:
                     log.append({"event": "train", "step": done, "loss": round(loss, 4),
@@ -180,7 +191,8 @@ def train(cfg: RecipeConfig, *, run_dir: Path, resume: bool = False, progress: b
         tokens_per_s = train_tokens / train_time if train_time else 0.0
         rundir.update_run_info(run_dir, status="done", steps=total, finished=rundir.now(),
                                tokens_per_s=round(tokens_per_s, 1), dev_loss=last.get("dev_loss"),
-                               dev_chrf=last.get("dev_chrf"), train_examples=train_stats.as_dict())
+                               dev_chrf=last.get("dev_chrf"), train_examples=train_stats.as_dict(),
+                               seconds={k: round(v, 1) for k, v in spent.items()})
     acc.wait_for_everyone()
     train_events = log.of("train")
     return TrainResult(run_dir, total, train_events[-1]["loss"] if train_events else None,

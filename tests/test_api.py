@@ -23,6 +23,7 @@ import pytest
 from conftest import make_tiny_model
 from test_eval_runner import _cfg, fake_corpora  # noqa: F401 — the fixture is used by name
 
+from lowres_mt.api import server as server_module
 from lowres_mt.api.client import OpenAIClient
 from lowres_mt.api.server import MAX_BODY, Service, make_server
 from lowres_mt.config import EndpointConfig
@@ -116,6 +117,21 @@ def test_an_oversized_body_gets_413_and_the_server_answers_the_next_request(serv
     assert error["type"] == "invalid_request_error" and f"at most {MAX_BODY}" in error["message"]
     connection.close()
     assert post(f"{url}/completions", {"prompt": "English: the cat\nIcelandic:", "max_tokens": 2})[0] == 200
+
+
+def test_an_idle_connection_is_closed_and_a_stalled_body_gets_408(tiny_tokenizer, monkeypatch):
+    monkeypatch.setattr(server_module, "IDLE_S", 0.3)
+    _, server = start_server(tiny_tokenizer)
+    try:
+        port = server.server_address[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as idle:
+            assert idle.recv(1) == b""  # closed by the server, not by the client's own timeout
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as stalled:
+            stalled.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+            answer = stalled.makefile("rb").read().decode()
+        assert answer.startswith("HTTP/1.1 408") and "did not arrive within 0.3 s" in answer
+    finally:
+        assert server.stop(grace_s=10) == 0
 
 
 @pytest.mark.parametrize("length, status, words", [(None, 411, "Content-Length header"),

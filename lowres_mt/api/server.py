@@ -28,6 +28,7 @@ from lowres_mt.translate.engine import Engine, build_prompt
 MAX_BODY = 4 << 20  # bytes
 DRAIN_MAX, DRAIN_S = 64 << 20, 10.0  # at most this much of a refused body is read (and dropped), for so long
 GRACE_S = 30.0  # how long a stopping server waits for the requests in flight
+IDLE_S = 60.0  # a connection that sends nothing (between requests, or within a request's body) for this long is closed
 
 
 class RequestError(Exception):
@@ -186,6 +187,7 @@ def make_handler(service: Service, log=None) -> type[BaseHTTPRequestHandler]:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        timeout = IDLE_S  # socket reads: an idle keep-alive connection ends, and its thread with it
         server: Server
 
         def do_GET(self):  # noqa: N802
@@ -226,6 +228,9 @@ def make_handler(service: Service, log=None) -> type[BaseHTTPRequestHandler]:
                                         f"{MAX_BODY} ({MAX_BODY >> 20} MiB)", close=True)
             try:
                 body = json.loads(self.rfile.read(size).decode("utf-8")) if size else None
+            except TimeoutError:
+                raise RequestError(408, f"the request body did not arrive within {self.timeout:g} s",
+                                   close=True) from None
             except (json.JSONDecodeError, UnicodeDecodeError):
                 raise RequestError(400, "the request body is not valid UTF-8 JSON") from None
             if not isinstance(body, dict):

@@ -46,6 +46,7 @@ from lowres_mt.data.prompts import parse_response, prompt_messages, style_for  #
 from lowres_mt.io import write_json, write_text  # noqa: E402
 from lowres_mt.precision import cpu_model  # noqa: E402
 from lowres_mt.translate import AnswerEnd, DecodeSettings, Engine, build_prompt, first_line  # noqa: E402
+from lowres_mt.translate.engine import length_sorted_batches  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -89,10 +90,8 @@ def naive(model, tokenizer, prompts: list[str], engine: Engine, max_new_tokens: 
 def batched(model, tokenizer, prompts: list[str], engine: Engine, max_new_tokens: int, batch_size: int) -> list[str]:
     """`model.generate` on the engine's own batches: longest first, left-padded, per-row stops."""
     encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    order = sorted(range(len(encoded)), key=lambda i: (-len(encoded[i]), i))
     out = [""] * len(prompts)
-    for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
+    for rows in length_sorted_batches(encoded, batch_size):
         width = max(len(encoded[i]) for i in rows)
         ids = torch.full((len(rows), width), engine.pad_id, dtype=torch.long)
         mask = torch.zeros_like(ids)

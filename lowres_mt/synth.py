@@ -18,6 +18,7 @@ and direction, drops a half-written last line, and translates only the sentences
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -64,7 +65,8 @@ class Provenance:
                     f"now run '{self.run}', {self.adapter_digest[:12]}…)")
         if row.get("mono") != self.mono or row.get("direction") != self.direction:
             return f"{row.get('mono')} as {row.get('direction')} pairs (now {self.mono} as {self.direction})"
-        old, new = _identity(row.get("decoding")), _identity(self.decoding)
+        tgt_lang = self.direction.split("-")[0]
+        old, new = _identity(row.get("decoding"), tgt_lang), _identity(self.decoding, tgt_lang)
         if old != new:
             keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
             return "other decoding settings (" + ", ".join(f"{k}: {old.get(k)!r} → {new.get(k)!r}" for k in keys) + ")"
@@ -240,8 +242,15 @@ def _refuse_existing(out: Path) -> set[str]:
     return set()
 
 
-def _identity(decoding) -> dict:
-    from lowres_mt.translate.signature import NOT_IDENTITY
+def _identity(decoding, tgt_lang: str) -> dict:
+    """A line's decoding identity; a line written before the identity resolved the backend and
+    the alphabet (it holds the settings as given: `backend: auto`, `alphabet: true`) is resolved
+    now, so such a file still resumes."""
+    from lowres_mt.translate import DecodeSettings
+    from lowres_mt.translate.signature import NOT_IDENTITY, decoding_identity, without_unused
 
     decoding = decoding if isinstance(decoding, dict) else {}
-    return {k: v for k, v in decoding.items() if k not in NOT_IDENTITY}
+    if decoding.get("backend") == "auto" or isinstance(decoding.get("alphabet"), bool) or decoding.get("alphabet") == "auto":
+        known = {f.name for f in dataclasses.fields(DecodeSettings)}
+        decoding = decoding_identity(DecodeSettings(**{k: v for k, v in decoding.items() if k in known}), tgt_lang)
+    return without_unused({k: v for k, v in decoding.items() if k not in NOT_IDENTITY})

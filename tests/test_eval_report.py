@@ -164,6 +164,8 @@ def test_header_names_the_alphabet_answers_were_written_in(alphabet, decode, not
 @pytest.mark.parametrize(("ev", "decodes", "note"), [
     (EvalConfig(), [{"backend": "torch", "quantization": ""}], "decoding: greedy on the torch backend, ≤"),
     (EvalConfig(num_beams=4), [], "decoding: beam 4, ≤"),  # results from before the backend was recorded
+    (EvalConfig(), [{"backend": "torch", "num_beams": 1, "mbr_samples": 8, "epsilon": 0.02}],  # as recorded,
+     "decoding: MBR over 8 epsilon-sampled answers (ε = 0.02, chrF consensus) on the torch backend, ≤"),  # not as set now
     (EvalConfig(mbr_samples=8), [{"backend": "torch"}],
      "decoding: MBR over 8 epsilon-sampled answers (ε = 0.02, chrF consensus) on the torch backend, ≤"),
     (EvalConfig(backend="ctranslate2"), [{"backend": "ctranslate2", "quantization": "int8_float32"},

@@ -143,6 +143,23 @@ def test_resume_refuses_another_adapter_or_decoding(tiny_run, mono, tmp_path):
         assert out.read_text(encoding="utf-8") == text
 
 
+def test_a_file_written_with_the_settings_as_given_still_resumes(tiny_run, mono, tmp_path):
+    """Lines written before the decoding identity resolved the backend and the alphabet hold the
+    settings as given (`backend: auto`, `alphabet: true`, sampling fields): the same decoding."""
+    import dataclasses
+
+    from lowres_mt.translate import DecodeSettings
+
+    settings = DecodeSettings.for_recipe(Run.open(tiny_run).cfg, num_beams=1)
+    out = tmp_path / "synth.jsonl"
+    out.write_text(json.dumps({"source": "Good morning.", "target": SENTENCES[0], "direction": "en-is",
+                               "run": "tiny-tell", "adapter_digest": Run.open(tiny_run).digest,
+                               "mono": str(mono.resolve()), "line": "0",
+                               "decoding": dataclasses.asdict(settings)}, ensure_ascii=False) + "\n")
+    report = synthesize(tiny_run, str(mono), "is", "en", out, resume=True, progress=False)
+    assert report.written == len(SENTENCES) - 1
+
+
 def synth_decoding(run):
     from lowres_mt.synth import decoding_record
     from lowres_mt.translate import DecodeSettings
@@ -191,3 +208,23 @@ def test_mistakes_are_one_line(tiny_run, tmp_path, mono_ref, src, tgt, kwargs, m
 def test_unknown_run_is_one_line(tmp_path, mono):
     with pytest.raises(UserError, match="is not a run folder"):
         synthesize(tmp_path / "runs" / "nope", str(mono), "is", "en", progress=False)
+
+
+def test_the_identity_names_the_backend_that_decodes_and_only_the_fields_the_search_uses():
+    import importlib.util
+
+    from transformers import Gemma3TextConfig, LlamaConfig
+
+    from lowres_mt.translate import DecodeSettings
+    from lowres_mt.translate.signature import decoding_identity
+
+    asked = DecodeSettings(backend="ctranslate2", quantization="int8")
+    # an architecture CTranslate2 does not convert is decoded by torch, and its identity says so
+    assert decoding_identity(asked, "is", model_config=LlamaConfig)["backend"] == "torch"
+    if importlib.util.find_spec("ctranslate2") is not None:
+        assert decoding_identity(asked, "is", model_config=Gemma3TextConfig)["backend"] == "ctranslate2"
+    greedy = decoding_identity(DecodeSettings(), "is")
+    assert "epsilon" not in greedy and "seed" not in greedy  # an MBR setting leaves greedy caches valid
+    assert greedy == decoding_identity(DecodeSettings(epsilon=0.5, seed=7), "is")
+    sampled = decoding_identity(DecodeSettings(mbr_samples=4), "is")
+    assert sampled["epsilon"] == 0.02 and sampled != decoding_identity(DecodeSettings(mbr_samples=4, epsilon=0.5), "is")

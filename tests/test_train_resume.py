@@ -92,6 +92,10 @@ def test_killed_and_resumed_run_matches_an_uninterrupted_one(tmp_path, tiny_mode
     steps = [e["step"] for e in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
              if e["event"] == "train"]
     assert steps == list(range(1, 25))  # each step logged once, the lost ones trained again
+    events = list(map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines()))
+    spent = json.loads((run_dir / "run.json").read_text())["seconds"]  # the whole run's, not the last process's
+    assert spent["steps"] == pytest.approx(sum(e["tokens"] / e["tokens_per_s"] for e in events if e["event"] == "train"), rel=0.05)
+    assert spent["checkpoints"] == pytest.approx(sum(e["seconds"] for e in events if e["event"] == "checkpoint"), abs=0.1)
 
 
 def test_a_failed_checkpoint_write_leaves_the_previous_one_intact(tmp_path, tiny_model_dir, monkeypatch):

@@ -31,6 +31,8 @@ def make_metrics(tgt_lang: str = "") -> dict[str, Metric]:
     try:
         bleu = BLEU(trg_lang=tgt_lang)
     except RuntimeError:  # sacrebleu's Japanese and Korean BLEU tokenizers need MeCab
+        if tgt_lang not in ("ja", "ko"):
+            raise
         raise UserError(f"BLEU for {tgt_lang} tokenizes with MeCab, which is not installed: "
                         f"pip install 'sacrebleu[{tgt_lang}]'") from None
     return {"BLEU": bleu, "chrF": CHRF(), "chrF++": CHRF(word_order=2)}

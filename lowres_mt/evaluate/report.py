@@ -122,17 +122,23 @@ def _alphabet_note(cfg: RecipeConfig, results: list[Result]) -> str:
                    for lang, extra in letters.items() if extra is not None)
 
 
+def _search(decode: dict) -> str:
+    if decode.get("mbr_samples"):
+        return (f"MBR over {decode['mbr_samples']} epsilon-sampled answers (ε = {decode.get('epsilon')}, "
+                "chrF consensus)")
+    return "greedy" if decode.get("num_beams", 1) == 1 else f"beam {decode['num_beams']}"
+
+
 def _search_note(cfg: RecipeConfig, results: list[Result]) -> str:
-    """How answers were searched for, and by which decoder (as the results record it)."""
+    """How answers were searched for, and by which decoder, as the results record it (the
+    recipe's settings for results from before the record)."""
     ev = cfg.eval
-    if ev.mbr_samples:
-        search = (f"MBR over {ev.mbr_samples} epsilon-sampled answers (ε = {ev.mbr_epsilon}, "
-                  "chrF consensus)")
-    else:
-        search = "greedy" if ev.num_beams == 1 else f"beam {ev.num_beams}"
+    recorded = [r.decode for r in results if "num_beams" in r.decode]
+    searches = sorted({_search(d) for d in recorded}) or [
+        _search({"num_beams": ev.num_beams, "mbr_samples": ev.mbr_samples, "epsilon": ev.mbr_epsilon})]
     backends = sorted({" ".join(filter(None, (r.decode["backend"], r.decode.get("quantization"))))
                        for r in results if r.decode.get("backend")})
-    return search + (f" on the {' / '.join(backends)} backend" if backends else "")
+    return " / ".join(searches) + (f" on the {' / '.join(backends)} backend" if backends else "")
 
 
 def render_markdown(results: list[Result], notes: list[str], cfg: RecipeConfig,

@@ -101,7 +101,7 @@ class _ModelSystem(System):
     """A system decoded by the engine: its outputs depend on the decoding settings."""
 
     def signature(self, cfg, settings, tgt_lang):
-        decode = decoding_identity(settings, tgt_lang)
+        decode = decoding_identity(settings, tgt_lang, model_config=self.model_config)
         # the setting changes only a trimmed run's answers: other caches stay valid when it changes
         decode["train_vocabulary"] = settings.train_vocabulary and self.trims_vocabulary()
         return {**super().signature(cfg, settings, tgt_lang), "engine": ENGINE_VERSION, "decode": decode,
@@ -110,6 +110,14 @@ class _ModelSystem(System):
     def trims_vocabulary(self) -> bool:
         """Whether `train_vocabulary` limits its answers (a run trained with a trimmed head)."""
         return False
+
+    def model_config(self):
+        """The base model's transformers config (read only where the backend depends on it)."""
+        from transformers import AutoConfig
+
+        from lowres_mt.models import resolve_base
+
+        return AutoConfig.from_pretrained(resolve_base(self.model))
 
 
 class BaseSystem(_ModelSystem):

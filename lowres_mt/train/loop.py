@@ -108,7 +108,11 @@ def train(cfg: RecipeConfig, *, run_dir: Path, resume: bool = False, progress: b
                     "micro_batches_per_epoch": len(stream.plan(0)),
                     "train": train_stats.as_dict(), "dev": prep.dev_stats.as_dict()})
 
-    spent = {"steps": 0.0, "evaluations": 0.0, "checkpoints": 0.0}  # seconds, this process
+    # seconds spent, counting the steps, evaluations and checkpoints a resumed run kept from before
+    spent = {"steps": sum(e["tokens"] / e["tokens_per_s"] for e in log.of("train") if e.get("tokens_per_s")),
+             "evaluations": sum(e.get("seconds", 0.0) for e in log.of("eval")),
+             "checkpoints": sum(e.get("seconds", 0.0) for e in log.of("checkpoint"))}
+    steps_before = spent["steps"]
 
     def evaluate(step: int, chrf: bool = True) -> dict:
         began = time.perf_counter()
@@ -131,8 +135,9 @@ def train(cfg: RecipeConfig, *, run_dir: Path, resume: bool = False, progress: b
                 rundir.update_run_info(run_dir, best_step=step, best_dev_chrf=event["dev_chrf"])
                 event["best"] = True
         acc.wait_for_everyone()
-        event["seconds"] = round(time.perf_counter() - began, 2)  # dev loss, dev chrF, a best adapter saved
-        spent["evaluations"] += event["seconds"]
+        seconds = time.perf_counter() - began  # dev loss, dev chrF, a best adapter saved
+        event["seconds"] = round(seconds, 2)
+        spent["evaluations"] += seconds
         if main:
             log.append(event)
             plot_loss(log.events, run_dir / "loss.png", title=run_dir.name)
@@ -164,7 +169,7 @@ def train(cfg: RecipeConfig, *, run_dir: Path, resume: bool = False, progress: b
                                                  params, tc.max_grad_norm, bf16=amp == "bf16")
                 seconds = time.perf_counter() - began
                 train_time, train_tokens = train_time + seconds, train_tokens + tokens
-                spent["steps"] = train_time
+                spent["steps"] = steps_before + train_time
                 done = step + 1
                 if main:
                     log.append({"event": "train", "step": done, "loss": round(loss, 4),
@@ -192,7 +197,7 @@ def train(cfg: RecipeConfig, *, run_dir: Path, resume: bool = False, progress: b
         rundir.update_run_info(run_dir, status="done", steps=total, finished=rundir.now(),
                                tokens_per_s=round(tokens_per_s, 1), dev_loss=last.get("dev_loss"),
                                dev_chrf=last.get("dev_chrf"), train_examples=train_stats.as_dict(),
-                               seconds={k: round(v, 1) for k, v in spent.items()})
+                               seconds={k: round(v, 2) for k, v in spent.items()})
     acc.wait_for_everyone()
     train_events = log.of("train")
     return TrainResult(run_dir, total, train_events[-1]["loss"] if train_events else None,

@@ -43,7 +43,7 @@ from ctranslate2.converters import TransformersConverter
 from rich.console import Console
 
 from lowres_mt.io import atomic_dir, write_json
-from lowres_mt.translate.engine import DecodeSettings, Engine
+from lowres_mt.translate.engine import DecodeSettings, Engine, longest_first
 from lowres_mt.translate.greedy import StopTables, shared_prefix_length
 
 CONVERSION_VERSION = 1  # bump when `convert` writes different models (part of `cache_key`)
@@ -197,9 +197,8 @@ class Ct2Engine(Engine):
         if not self.settings.processors():
             yield from super()._length_sorted_batches(encoded)
             return
-        order = sorted(range(len(encoded)), key=lambda i: (-len(encoded[i]), i))
         size = max(1, self.settings.batch_size)
-        for _, same in itertools.groupby(order, key=lambda i: len(encoded[i])):
+        for _, same in itertools.groupby(longest_first(encoded), key=lambda i: len(encoded[i])):
             same = list(same)
             for start in range(0, len(same), size):
                 yield same[start:start + size]

@@ -174,11 +174,14 @@ def answer_line(text: str, stop_repeats: int) -> str:
 
 
 
+def longest_first(rows: Sequence[Sequence[int]]) -> list[int]:
+    """Indices of `rows`, longest first (ties keep input order)."""
+    return sorted(range(len(rows)), key=lambda i: (-len(rows[i]), i))
+
+
 def length_sorted_batches(rows: Sequence[Sequence[int]], size: int) -> Iterator[list[int]]:
-    """Indices of `rows` in batches of at most `size`, longest prompts first, so a batch pads little
-    (ties keep input order)."""
-    order = sorted(range(len(rows)), key=lambda i: (-len(rows[i]), i))
-    size = max(1, size)
+    """Indices of `rows` in batches of at most `size`, longest prompts first, so a batch pads little."""
+    order, size = longest_first(rows), max(1, size)
     for start in range(0, len(order), size):
         yield order[start:start + size]
 

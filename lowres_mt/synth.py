@@ -250,7 +250,8 @@ def _identity(decoding, tgt_lang: str) -> dict:
     from lowres_mt.translate.signature import NOT_IDENTITY, decoding_identity, without_unused
 
     decoding = decoding if isinstance(decoding, dict) else {}
-    if decoding.get("backend") == "auto" or isinstance(decoding.get("alphabet"), bool) or decoding.get("alphabet") == "auto":
+    as_given = decoding.get("backend") == "auto" or decoding.get("alphabet") in (True, False, "auto")
+    if as_given:
         known = {f.name for f in dataclasses.fields(DecodeSettings)}
         decoding = decoding_identity(DecodeSettings(**{k: v for k, v in decoding.items() if k in known}), tgt_lang)
     return without_unused({k: v for k, v in decoding.items() if k not in NOT_IDENTITY})

@@ -173,7 +173,6 @@ def answer_line(text: str, stop_repeats: int) -> str:
     return drop_repeated_tail(first_line(text), stop_repeats)
 
 
-
 def longest_first(rows: Sequence[Sequence[int]]) -> list[int]:
     """Indices of `rows`, longest first (ties keep input order)."""
     return sorted(range(len(rows)), key=lambda i: (-len(rows[i]), i))
@@ -184,6 +183,7 @@ def length_sorted_batches(rows: Sequence[Sequence[int]], size: int) -> Iterator[
     order, size = longest_first(rows), max(1, size)
     for start in range(0, len(order), size):
         yield order[start:start + size]
+
 
 class Engine:
     """Batched generation for one model + tokenizer; `translate` builds prompts and parses answers."""

@@ -113,8 +113,9 @@ def test_contamination_guard_drops_and_reports(tmp_path, tiny_tokenizer, corpora
 
 
 def test_tell_and_sft_see_the_same_task_pairs(tmp_path, tiny_tokenizer, corpora):
-    _, tell, _ = build(tmp_path, tiny_tokenizer, "tell", "t")
-    _, sft, _ = build(tmp_path, tiny_tokenizer, "sft", "s")
+    cfg = recipe("anchor.instruction=This text is in {src_name}; into {tgt_name}, please.")  # en-is's anchor is SFT's prompt
+    _, tell, _ = build(tmp_path, tiny_tokenizer, "tell", "t", cfg=cfg)
+    _, sft, _ = build(tmp_path, tiny_tokenizer, "sft", "s", cfg=cfg)
     key = lambda rows: sorted((r["id"], r["direction"]) for r in rows if r["role"] == "task")  # noqa: E731
     assert key(tell) == key(sft)
     assert {r["role"] for r in sft} == {"task"}

@@ -45,7 +45,7 @@ from lowres_mt.config import AnchorConfig  # noqa: E402
 from lowres_mt.data.prompts import parse_response, prompt_messages, style_for  # noqa: E402
 from lowres_mt.io import write_json, write_text  # noqa: E402
 from lowres_mt.precision import cpu_model  # noqa: E402
-from lowres_mt.translate import AnswerEnd, DecodeSettings, Engine, build_prompt, first_line  # noqa: E402
+from lowres_mt.translate import AnswerEnd, DecodeSettings, Engine, build_prompt  # noqa: E402
 from lowres_mt.translate.engine import length_sorted_batches  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -82,7 +82,7 @@ def naive(model, tokenizer, prompts: list[str], engine: Engine, max_new_tokens: 
         gen = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
                              max_new_tokens=max_new_tokens, eos_token_id=engine.stop_ids,
                              pad_token_id=engine.pad_id, stopping_criteria=StoppingCriteriaList([stop]))
-        out.append(first_line(tokenizer.decode(gen[0, ids.shape[1]:], skip_special_tokens=True)))
+        out.append(engine._answer(gen[0, ids.shape[1]:].tolist()))  # the engine's answer rule
     return out
 
 
@@ -104,7 +104,7 @@ def batched(model, tokenizer, prompts: list[str], engine: Engine, max_new_tokens
                              eos_token_id=engine.stop_ids, pad_token_id=engine.pad_id,
                              stopping_criteria=StoppingCriteriaList([stop]))
         for j, i in enumerate(rows):
-            out[i] = first_line(tokenizer.decode(engine._until_stop(gen[j, width:].tolist()), skip_special_tokens=True))
+            out[i] = engine._answer(engine._until_stop(gen[j, width:].tolist()))
     return out
 
 
@@ -137,7 +137,7 @@ def llama_cpp_decode(gguf: Path, encoded: list[list[int]], engine: Engine, max_n
     t0 = time.perf_counter()
     outs = [one(ids, max_new_tokens) for ids in encoded]
     seconds = time.perf_counter() - t0
-    texts = [first_line(engine.tokenizer.decode(o, skip_special_tokens=True)) for o in outs]
+    texts = [engine._answer(o) for o in outs]
     info = f"llama-cpp-python {llama_cpp.__version__}; {llama_cpp.llama_print_system_info().decode().strip()}"
     return texts, seconds, info
 

@@ -111,7 +111,7 @@ def main() -> int:
     refs = [p.tgt for p in pairs]
     base = DecodeSettings(batch_size=32, max_new_tokens=args.max_new_tokens)
     entries, outputs = {}, {}
-    vocabulary = Run.open(args.run).vocabulary if args.run is not None else None
+    vocabulary = run.vocabulary if args.run is not None else None
     for name in args.configs.split(","):
         settings = dataclasses.replace(base, **CONFIGS[name])
         if settings.train_vocabulary and vocabulary is None:

@@ -132,6 +132,13 @@ class SyntheticConfig:
     ratio: float = at_least(0, 0.0)  # synthetic content tokens = ratio × the real task tokens (0 = none)
     tagged: bool = True  # training prompts show `tag` before a synthetic source; inference never does
     tag: str = "<bt>"
+    # share of the filtered synthetic pairs kept, highest `source_gain` first (the score
+    # `lowres-mt synth` writes: how much the synthetic source explains the real target); 1 = all
+    keep: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.keep <= 1:
+            raise UserError(f"synthetic.keep is a share above 0 and at most 1, not {self.keep}")
 
 
 @dataclass(frozen=True)

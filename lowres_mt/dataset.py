@@ -175,6 +175,7 @@ def synthetic_examples(cfg: RecipeConfig, real_tokens: int, method: str, count_t
     pool = [pair for ref in syn.corpora
             for pair in filtered_pairs(ref, "synthetic.corpora", cfg, guard, stats, seen)
             if pair.direction in cfg.directions]
+    pool = best_by_gain(pool, syn.keep, stats)
     pairs, costs = sample_to_budget(pool, round(syn.ratio * real_tokens), count_tokens, rng)
     if not pairs:
         raise UserError(f"0 synthetic pairs left from {', '.join(syn.corpora)} after filtering, in the "
@@ -188,6 +189,29 @@ def synthetic_examples(cfg: RecipeConfig, real_tokens: int, method: str, count_t
         out.append((Example(messages, "synthetic", pair.direction, pair.corpus, f"{pair.corpus}#{pair.id}",
                             pair.src, pair.tgt, context), cost))
     return out
+
+
+def best_by_gain(pool: list[Pair], keep: float, stats: dict[str, CorpusStats]) -> list[Pair]:
+    """The `keep` share of `pool` with the highest `source_gain` (ties in file order); the rest
+    counted as `low_gain` in their corpus's stats. A pair without a score is an error."""
+    if keep >= 1:
+        return pool
+    from lowres_mt.synth import read_gains
+
+    gains: dict[str, dict[str, float]] = {}
+    for ref in dict.fromkeys(pair.corpus for pair in pool):
+        gains[ref] = read_gains(ref)
+    missing = [pair for pair in pool if pair.id not in gains[pair.corpus]]
+    if missing:
+        raise UserError(f"synthetic.keep={keep} ranks pairs by source_gain, which {len(missing)} lines of "
+                        f"{missing[0].corpus} lack (written before scores, or by a run not trained for "
+                        f"{missing[0].direction}); run `lowres-mt synth --resume` on the file to score them, "
+                        "or set synthetic.keep=1")
+    ranked = sorted(range(len(pool)), key=lambda i: -gains[pool[i].corpus][pool[i].id])
+    chosen = sorted(ranked[:max(1, round(keep * len(pool)))])
+    for i in ranked[len(chosen):]:
+        stats[pool[i].corpus].low_gain += 1
+    return [pool[i] for i in chosen]
 
 
 def general_examples(cfg: RecipeConfig, budget: int, count_tokens: TokenCounter,

@@ -5,15 +5,21 @@ writes one JSON object a line to `runs/<run>/synth/icepahc-modern.is-en.jsonl`:
 
     {"source": <the run's translation: SYNTHETIC>, "target": <the monolingual sentence: REAL>,
      "direction": "en-is", "run": ..., "adapter_digest": ..., "decoding": {...},
-     "mono": "icepahc:modern", "line": <the sentence's id in the corpus>}
+     "mono": "icepahc:modern", "line": <the sentence's id in the corpus>,
+     "source_gain": <nats per target token the source adds: translate.forced.source_gain>}
 
 Back-translation trains the other way round: the pair teaches `direction` (here en→is), a real
 Icelandic target written from a synthetic English source, so the model only ever learns to write
 real text. Decoding goes through `translate.open_translator` (greedy by default; no sampling).
 
+`source_gain` is scored by the same run in the direction the pair trains, when the run was trained
+for it: how much the synthetic source raises the real target's probability, the score the recipe's
+`synthetic.keep` ranks pairs by (about 0 for a translation that invents its content).
+
 The file is written a batch at a time (appended, flushed and fsynced), so a killed job keeps every
 finished batch; `resume=True` checks that the file came from the same adapter, decoding, corpus
-and direction, drops a half-written last line, and translates only the sentences not yet in it.
+and direction, drops a half-written last line, scores lines written without a `source_gain`, and translates only
+the sentences not yet in it.
 """
 
 from __future__ import annotations
@@ -23,12 +29,12 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from lowres_mt.errors import UserError
-from lowres_mt.records import Text
+from lowres_mt.records import Pair, Text
 from lowres_mt.run import Run
 
 
@@ -41,6 +47,7 @@ class SynthReport:
     empty: int  # written pairs whose translation came back empty
     seconds: float  # the whole call, model loading included
     decode_seconds: float  # translating only
+    scored: int = 0  # lines already in the file that this call gave a source_gain (resume)
 
     @property
     def rate(self) -> float:
@@ -100,16 +107,84 @@ def synthesize(run_dir: Path | str, mono: str, src: str, tgt: str, out: Path | s
     provenance = Provenance(run.name, run.digest, decoding_record(settings, tgt), ref, f"{tgt}-{src}")
     done = resume_point(out, provenance) if resume else _refuse_existing(out)
     todo, too_long = pending(texts, keys, done)
-    if not todo:  # a finished file: nothing to load
+    unscored = unscored_lines(out) if done else 0
+    if not todo and not unscored:  # a finished file: nothing to load
         return SynthReport(out, 0, len(done), too_long, 0, time.perf_counter() - started, 0.0)
     translator = open_translator(run.path, None, settings, direction=(src, tgt), progress=False)
+    scorer = gain_scorer(translator, src, tgt)
+    scored = backfill_scores(out, scorer, progress=progress) if unscored and scorer is not None else 0
     out.parent.mkdir(parents=True, exist_ok=True)
     decode_started = time.perf_counter()
     written, empty = write_pairs(translator, todo, out, provenance, src, tgt,
                                  batch_size=batch_size, total=len(texts), done=len(texts) - len(todo),
-                                 progress=progress)
+                                 progress=progress, scorer=scorer)
     now = time.perf_counter()
-    return SynthReport(out, written, len(done), too_long, empty, now - started, now - decode_started)
+    return SynthReport(out, written, len(done), too_long, empty, now - started, now - decode_started, scored)
+
+
+Scorer = Callable[[Sequence[str], Sequence[str]], list[float]]
+
+
+def gain_scorer(translator, src: str, tgt: str) -> Scorer | None:
+    """(synthetic sources, real targets) → each pair's `source_gain` under the run that wrote
+    them, in the direction the pairs train (`translate.forced.source_gain`); None when the run
+    was not trained for that direction (its scores would mean nothing)."""
+    from lowres_mt.translate.forced import source_gain
+
+    if translator.directions is not None and f"{tgt}-{src}" not in translator.directions:
+        return None
+    engine = translator.engine
+    model = engine.model if engine.model is not None else engine.fallback.model
+    tokenizer = engine.tokenizer
+
+    def score(sources: Sequence[str], targets: Sequence[str]) -> list[float]:
+        pairs = [Pair(s, t, tgt, src) for s, t in zip(sources, targets, strict=True)]
+        return source_gain(model, tokenizer, pairs, translator.style, translator.anchor, translator.names)
+
+    return score
+
+
+def read_gains(path: str | Path) -> dict[str, float]:
+    """{line: source_gain} of a synth file's scored lines."""
+    from lowres_mt.io import read_jsonl
+
+    return {str(row["line"]): row["source_gain"] for row in read_jsonl(path)
+            if isinstance(row.get("source_gain"), float) and "line" in row}
+
+
+def _unscored(row: Mapping) -> bool:
+    return not isinstance(row.get("source_gain"), float) and bool(str(row.get("source", "")).strip())
+
+
+def unscored_lines(out: Path) -> int:
+    """How many lines of `out` could carry a `source_gain` and do not."""
+    from lowres_mt.io import read_jsonl
+
+    return sum(map(_unscored, read_jsonl(out)))
+
+
+def backfill_scores(out: Path, scorer: Scorer, *, batch: int = 32, save_every: int = 512,
+                    progress: bool = True) -> int:
+    """Give every line of `out` without a `source_gain` (written before scores existed) its
+    score; the file is rewritten atomically every `save_every` lines, so a kill loses at most
+    those. Returns how many lines were scored."""
+    from lowres_mt.io import read_jsonl, write_jsonl
+    from lowres_mt.progress import bar
+
+    rows = read_jsonl(out)
+    missing = [r for r in rows if _unscored(r)]
+    started, done = time.perf_counter(), 0
+    with bar("rate", enabled=progress and bool(missing), transient=True) as shown:
+        task = shown.add_task("scoring source gain", total=len(missing), rate="")
+        for start in range(0, len(missing), batch):
+            part = missing[start:start + batch]
+            for row, gain in zip(part, scorer([r["source"] for r in part], [r["target"] for r in part]), strict=True):
+                row["source_gain"] = round(gain, 4)
+            done += len(part)
+            if done % save_every < batch or done == len(missing):
+                write_jsonl(out, rows)
+            shown.update(task, completed=done, rate=f"{done / max(time.perf_counter() - started, 1e-9):.2f} pairs/s")
+    return len(missing)
 
 
 def load_mono(run: Run, mono: str, src: str, tgt: str) -> tuple[str, list[Text]]:
@@ -206,9 +281,10 @@ def resume_point(out: Path, provenance: Provenance) -> set[str]:
 
 def write_pairs(translator, todo: Sequence[tuple[str, str]], out: Path, provenance: Provenance,
                 src: str, tgt: str, *, batch_size: int, total: int, done: int,
-                progress: bool = True) -> tuple[int, int]:
+                progress: bool = True, scorer: Scorer | None = None) -> tuple[int, int]:
     """Translate `todo` a batch at a time, appending each batch's lines to `out` (flushed and
-    fsynced before the next batch starts). Returns (pairs written, empty translations)."""
+    fsynced before the next batch starts), each with its `source_gain` when `scorer` is given.
+    Returns (pairs written, empty translations)."""
     from lowres_mt.progress import bar
 
     written = empty = 0
@@ -218,8 +294,11 @@ def write_pairs(translator, todo: Sequence[tuple[str, str]], out: Path, provenan
         task = shown.add_task(f"synth {src}→{tgt}", total=total, completed=done, rate="")
         for start in range(0, len(todo), batch_size):
             batch = todo[start:start + batch_size]
-            lines = translator.translate([text for _, text in batch], src, tgt)
-            f.write("".join(_line(provenance, key, text, line) for (key, text), line in zip(batch, lines, strict=True)))
+            real = [text for _, text in batch]
+            lines = translator.translate(real, src, tgt)
+            gains = _gains(scorer, lines, real)
+            f.write("".join(_line(provenance, key, text, line, gain)
+                            for (key, text), line, gain in zip(batch, lines, gains, strict=True)))
             f.flush()
             os.fsync(f.fileno())
             written += len(batch)
@@ -229,10 +308,22 @@ def write_pairs(translator, todo: Sequence[tuple[str, str]], out: Path, provenan
     return written, empty
 
 
-def _line(provenance: Provenance, key: str, real: str, synthetic: str) -> str:
+def _gains(scorer: Scorer | None, synthetic: Sequence[str], real: Sequence[str]) -> list[float | None]:
+    """Each pair's source gain; None for an empty translation (nothing to score) or no scorer."""
+    gains: list[float | None] = [None] * len(real)
+    scored = [i for i, line in enumerate(synthetic) if line.strip()]
+    if scorer is not None and scored:
+        for i, gain in zip(scored, scorer([synthetic[i] for i in scored], [real[i] for i in scored]), strict=True):
+            gains[i] = round(gain, 4)
+    return gains
+
+
+def _line(provenance: Provenance, key: str, real: str, synthetic: str, gain: float | None = None) -> str:
     row = {"source": synthetic, "target": real, "direction": provenance.direction, "run": provenance.run,
            "adapter_digest": provenance.adapter_digest, "decoding": provenance.decoding,
            "mono": provenance.mono, "line": key}
+    if gain is not None:
+        row["source_gain"] = gain
     return json.dumps(row, ensure_ascii=False) + "\n"
 
 

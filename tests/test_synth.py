@@ -61,7 +61,11 @@ def test_every_line_is_a_pair_with_its_provenance(tiny_run, mono, monkeypatch, c
     assert [r["target"] for r in rows] == SENTENCES  # the real side is the monolingual text
     assert [r["line"] for r in rows] == ["0", "1", "3", "4", "5", "6", "7"]  # file line numbers
     first = rows[0]
-    assert set(first) == {"source", "target", "direction", "run", "adapter_digest", "decoding", "mono", "line"}
+    assert set(first) - {"source_gain"} == {"source", "target", "direction", "run", "adapter_digest",
+                                            "decoding", "mono", "line"}
+    # every translation is scored by the run in the direction the pair trains (empty ones cannot be)
+    assert all(isinstance(r["source_gain"], float) for r in rows if r["source"].strip())
+    assert any(r["source"].strip() for r in rows)
     assert first["direction"] == "en-is"  # synthetic English source, real Icelandic target
     assert first["run"] == "tiny-tell" and first["adapter_digest"] == Run.open(tiny_run).digest
     assert first["mono"] == str(mono.resolve())
@@ -228,3 +232,18 @@ def test_the_identity_names_the_backend_that_decodes_and_only_the_fields_the_sea
     assert greedy == decoding_identity(DecodeSettings(epsilon=0.5, seed=7), "is")
     sampled = decoding_identity(DecodeSettings(mbr_samples=4), "is")
     assert sampled["epsilon"] == 0.02 and sampled != decoding_identity(DecodeSettings(mbr_samples=4, epsilon=0.5), "is")
+
+
+def test_resume_scores_lines_written_without_a_source_gain(tiny_run, mono, tmp_path):
+    out = tmp_path / "old.jsonl"
+    synthesize(tiny_run, str(mono), "is", "en", out, limit=4, batch_size=2, progress=False)
+    scored = _rows(out)
+    out.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "source_gain"}, ensure_ascii=False) + "\n"
+                           for r in scored), encoding="utf-8")
+    report = synthesize(tiny_run, str(mono), "is", "en", out, resume=True, batch_size=2, progress=False)
+    assert (report.already, report.written) == (4, 3)
+    rows = _rows(out)
+    assert [r["line"] for r in rows] == ["0", "1", "3", "4", "5", "6", "7"]
+    # the old lines get the score they would have been written with
+    assert [r.get("source_gain") for r in rows[:4]] == [r.get("source_gain") for r in scored]
+    assert all(isinstance(r["source_gain"], float) for r in rows if r["source"].strip())

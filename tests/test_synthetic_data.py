@@ -72,3 +72,23 @@ def test_off_by_default_and_empty_is_an_error(project, tiny_tokenizer):
     assert not any(r["role"] == "synthetic" for r in rows)
     with pytest.raises(UserError, match="synthetic.corpora is empty"):
         build(project, tiny_tokenizer, "synthetic.corpora=[]")
+
+
+def test_keep_takes_the_pairs_whose_source_explains_most(project, tiny_tokenizer):
+    gains = {"0": 0.9, "1": -0.2, "2": 5.0, "3": 0.1, "4": 0.4, "5": 3.0}  # "2": guarded; "5": en-de
+    path = project / "synth.jsonl"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    path.write_text("".join(json.dumps({**r, "source_gain": gains[r["line"]]}, ensure_ascii=False) + "\n"
+                            for r in rows), encoding="utf-8")
+    _, rows, _, manifest = build(project, tiny_tokenizer, "synthetic.keep=0.5")
+    # the guard and the language pair act first: 4 candidates, the best half by gain is kept
+    assert {r["src"] for r in rows if r["role"] == "synthetic"} == {"The harbour is cold today.", "Hann syngur væl."}
+    entry = manifest["corpora"][str(path)]
+    assert (entry["contaminated"], entry["low_gain"], entry["used"]) == (1, 2, 2)
+
+
+def test_keep_needs_scores_and_a_share(project, tiny_tokenizer):
+    with pytest.raises(UserError, match="lack .*lowres-mt synth --resume"):
+        build(project, tiny_tokenizer, "synthetic.keep=0.5")
+    with pytest.raises(UserError, match="synthetic.keep is a share"):
+        build(project, tiny_tokenizer, "synthetic.keep=0")

@@ -37,7 +37,8 @@ def render_report(report) -> None:
                     caption="filters that dropped nothing are not shown; manifest.json has every count")
     columns = {"read": "read", "length-filtered": "too_long_or_short", "duplicates": "duplicates",
                "contaminated": "contaminated", "bad ratio": "bad_ratio", "fragments": "fragments",
-               "near-copies": "near_copies", "wrong language": "wrong_language", "used": "used"}
+               "near-copies": "near_copies", "wrong language": "wrong_language", "low source gain": "low_gain",
+               "used": "used"}
     stats = report.corpora.values()
     shown = {title: key for title, key in columns.items()  # filters that dropped nothing are left out
              if title in ("read", "used") or any(getattr(s, key) for s in stats)}

@@ -37,18 +37,23 @@ def synth_cmd(
 
     Each JSONL line holds "source": the run's translation (synthetic, in --to), "target": the
     corpus sentence (real, in --from), "direction": --to-(--from), the direction the pair trains,
-    and its provenance: run, adapter_digest, decoding, mono, line. Decoding is the recipe's eval
-    settings, greedy unless --num-beams; sampling is not offered. Train on the file by naming it
-    in the recipe's `synthetic.corpora` with a `synthetic.ratio` (docs/data.md, "Synthetic data").
+    and its provenance: run, adapter_digest, decoding, mono, line; and "source_gain": how much the
+    synthetic source raises the real target's probability under the same run (nats per token; the
+    score `synthetic.keep` ranks by). --resume also scores lines written without one. Decoding is
+    the recipe's eval settings, greedy unless --num-beams; sampling is not offered. Train on the
+    file by naming it in the recipe's `synthetic.corpora` with a `synthetic.ratio` (docs/data.md,
+    "Synthetic data").
     """
     from lowres_mt.synth import synthesize
 
     report = synthesize(run, mono, src, tgt, out, limit=limit, resume=resume, batch_size=batch_size,
                         num_beams=num_beams, max_new_tokens=max_new_tokens)
+    scored = f"; {report.scored} of them scored now" if report.scored else ""
     if report.written == 0 and report.already:
-        err_console.print(f"nothing left to translate: {report.out} holds {report.already} pairs", highlight=False)
+        err_console.print(f"nothing left to translate: {report.out} holds {report.already} pairs{scored}",
+                          highlight=False, soft_wrap=True)
         return
-    notes = [f"{report.already} already there"] if report.already else []
+    notes = [f"{report.already} already there{scored}"] if report.already else []
     if report.too_long:
         notes.append(f"{report.too_long} too long to translate, left out")
     if report.empty:

@@ -25,6 +25,7 @@ class CorpusStats:
     fragments: int = 0  # filter that drops it
     near_copies: int = 0
     wrong_language: int = 0
+    low_gain: int = 0  # synthetic pairs below `synthetic.keep`'s share by source_gain
     unescaped: int = 0  # pairs kept with their HTML entities decoded
     used: int = 0
     files: list[dict] = field(default_factory=list)

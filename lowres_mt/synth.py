@@ -18,8 +18,8 @@ for it: how much the synthetic source raises the real target's probability, the 
 
 The file is written a batch at a time (appended, flushed and fsynced), so a killed job keeps every
 finished batch; `resume=True` checks that the file came from the same adapter, decoding, corpus
-and direction, drops a half-written last line, scores lines written without a `source_gain`, and translates only
-the sentences not yet in it.
+and direction, drops a half-written last line, scores lines written without a `source_gain`, and
+translates only the sentences not yet in it.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ whatever their prompt lengths.
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -192,7 +193,7 @@ def synthetic_examples(cfg: RecipeConfig, real_tokens: int, method: str, count_t
 
 
 def best_by_gain(pool: list[Pair], keep: float, stats: dict[str, CorpusStats]) -> list[Pair]:
-    """The `keep` share of `pool` with the highest `source_gain` (ties in file order); the rest
+    """The `keep` share of `pool` (rounded up) with the highest `source_gain` (ties in file order); the rest
     counted as `low_gain` in their corpus's stats. A pair without a score is an error."""
     if keep >= 1:
         return pool
@@ -208,7 +209,7 @@ def best_by_gain(pool: list[Pair], keep: float, stats: dict[str, CorpusStats]) -
                         f"{missing[0].direction}); run `lowres-mt synth --resume` on the file to score them, "
                         "or set synthetic.keep=1")
     ranked = sorted(range(len(pool)), key=lambda i: -gains[pool[i].corpus][pool[i].id])
-    chosen = sorted(ranked[:max(1, round(keep * len(pool)))])
+    chosen = sorted(ranked[:math.ceil(keep * len(pool))])
     for i in ranked[len(chosen):]:
         stats[pool[i].corpus].low_gain += 1
     return [pool[i] for i in chosen]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import time
 from collections import Counter
@@ -107,7 +108,8 @@ def synthesize(run_dir: Path | str, mono: str, src: str, tgt: str, out: Path | s
     provenance = Provenance(run.name, run.digest, decoding_record(settings, tgt), ref, f"{tgt}-{src}")
     done = resume_point(out, provenance) if resume else _refuse_existing(out)
     todo, too_long = pending(texts, keys, done)
-    unscored = unscored_lines(out) if done else 0
+    # scores come from the run in the direction the pairs train: a run without it cannot give any
+    unscored = unscored_lines(out) if done and f"{tgt}-{src}" in run.directions else 0
     if not todo and not unscored:  # a finished file: nothing to load
         return SynthReport(out, 0, len(done), too_long, 0, time.perf_counter() - started, 0.0)
     translator = open_translator(run.path, None, settings, direction=(src, tgt), progress=False)
@@ -149,7 +151,7 @@ def read_gains(path: str | Path) -> dict[str, float]:
     from lowres_mt.io import read_jsonl
 
     return {str(row["line"]): row["source_gain"] for row in read_jsonl(path)
-            if isinstance(row.get("source_gain"), float) and "line" in row}
+            if isinstance(row.get("source_gain"), float) and math.isfinite(row["source_gain"]) and "line" in row}
 
 
 def _unscored(row: Mapping) -> bool:

@@ -245,5 +245,27 @@ def test_resume_scores_lines_written_without_a_source_gain(tiny_run, mono, tmp_p
     rows = _rows(out)
     assert [r["line"] for r in rows] == ["0", "1", "3", "4", "5", "6", "7"]
     # the old lines get the score they would have been written with
-    assert [r.get("source_gain") for r in rows[:4]] == [r.get("source_gain") for r in scored]
+    assert report.scored == sum(bool(r["source"].strip()) for r in scored)
+    assert [r.get("source_gain") for r in rows[:4]] == pytest.approx([r.get("source_gain") for r in scored], abs=1e-3)
     assert all(isinstance(r["source_gain"], float) for r in rows if r["source"].strip())
+
+
+def test_a_kill_while_scoring_keeps_the_scores_already_saved(tmp_path):
+    from lowres_mt.synth import backfill_scores
+
+    out = tmp_path / "old.jsonl"
+    out.write_text("".join(json.dumps({"source": f"s{i}", "target": f"t{i}", "line": str(i)}) + "\n"
+                           for i in range(5)), encoding="utf-8")
+    calls = []
+
+    def scorer(sources, targets):
+        calls.append(sources)
+        if len(calls) == 3:
+            raise RuntimeError("killed")
+        return [float(len(calls))] * len(sources)
+
+    with pytest.raises(RuntimeError, match="killed"):
+        backfill_scores(out, scorer, batch=1, save_every=2, progress=False)
+    assert [r.get("source_gain") for r in _rows(out)] == [1.0, 2.0, None, None, None]  # saved after two
+    assert backfill_scores(out, lambda s, t: [9.0] * len(s), batch=2, progress=False) == 3
+    assert [r["source_gain"] for r in _rows(out)] == [1.0, 2.0, 9.0, 9.0, 9.0]

@@ -91,4 +91,6 @@ def test_keep_needs_scores_and_a_share(project, tiny_tokenizer):
     with pytest.raises(UserError, match="lack .*lowres-mt synth --resume"):
         build(project, tiny_tokenizer, "synthetic.keep=0.5")
     with pytest.raises(UserError, match="synthetic.keep is a share"):
+        build(project, tiny_tokenizer, "synthetic.keep=1.5")
+    with pytest.raises(UserError, match="synthetic.keep is a share"):
         build(project, tiny_tokenizer, "synthetic.keep=0")

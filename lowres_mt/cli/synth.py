@@ -25,7 +25,8 @@ def synth_cmd(
                              help="JSONL file to write \\[default: RUN/synth/<corpus>-<set>.<from>-<to>.jsonl]"),
     resume: bool = typer.Option(False, "--resume",
                                 help="continue an interrupted file: same run, corpus and decoding; "
-                                     "sentences already in it are skipped"),
+                                     "sentences already in it are skipped, lines without a source_gain "
+                                     "are scored"),
     batch_size: int = typer.Option(32, "--batch-size", min=1,
                                    help="sentences decoded together; the file grows a batch at a time"),
     num_beams: int = typer.Option(1, "--num-beams", min=1, help="1 = greedy"),

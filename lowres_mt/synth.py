@@ -147,11 +147,13 @@ def gain_scorer(translator, src: str, tgt: str) -> Scorer | None:
 
 
 def read_gains(path: str | Path) -> dict[str, float]:
-    """{line: source_gain} of a synth file's scored lines."""
-    from lowres_mt.io import read_jsonl
+    """{pair id: source_gain} of a synth file's scored lines, the ids as the synthetic-pair reader
+    gives them (`corpora.local`: "line", else the line's index); lines that are not JSON objects
+    are passed over, as that reader passes them over."""
+    from lowres_mt.corpora.readers import Source, json_rows
 
-    return {str(row["line"]): row["source_gain"] for row in read_jsonl(path)
-            if isinstance(row.get("source_gain"), float) and math.isfinite(row["source_gain"]) and "line" in row}
+    return {str(row.get("line", i)): row["source_gain"] for i, row in json_rows(Source(str(path), (Path(path),), ()))
+            if isinstance(row.get("source_gain"), float) and math.isfinite(row["source_gain"])}
 
 
 def _unscored(row: Mapping) -> bool:

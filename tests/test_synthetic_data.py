@@ -79,7 +79,7 @@ def test_keep_takes_the_pairs_whose_source_explains_most(project, tiny_tokenizer
     path = project / "synth.jsonl"
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     path.write_text("".join(json.dumps({**r, "source_gain": gains[r["line"]]}, ensure_ascii=False) + "\n"
-                            for r in rows), encoding="utf-8")
+                            for r in rows) + "not a JSON line\n", encoding="utf-8")  # skipped, as without keep
     _, rows, _, manifest = build(project, tiny_tokenizer, "synthetic.keep=0.5")
     # the guard and the language pair act first: 4 candidates, the best half by gain is kept
     assert {r["src"] for r in rows if r["role"] == "synthetic"} == {"The harbour is cold today.", "Hann syngur væl."}

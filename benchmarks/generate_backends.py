@@ -1,7 +1,8 @@
 """Decoding backends side by side: the torch engine as it decoded before the output layer was
 sliced to the allowed ids (`torch-full-head`, the baseline), the torch engine as it decodes now
 (`torch`, the default: logits for the allowed ids only) and CTranslate2 at float32, int8_float32
-and int8, each opened through `lowres_mt.translate.backends.open_engine` as `translate`, `serve` and
+and int8 (with an output layer converted to the allowed ids; `-suppress`: the full output layer
+with the other ids suppressed, as before), each opened through `lowres_mt.translate.backends.open_engine` as `translate`, `serve` and
 `eval` open them.
 
 Same model, prompts and decoding settings (the recipe's defaults: greedy, repetition penalty 1.1,
@@ -54,6 +55,9 @@ CONFIGS = {  # name -> DecodeSettings overrides
     "ctranslate2-float32": {"backend": "ctranslate2", "quantization": "float32"},
     "ctranslate2-int8_float32": {"backend": "ctranslate2", "quantization": "int8_float32"},
     "ctranslate2-int8": {"backend": "ctranslate2", "quantization": "int8"},
+    # the restriction as `suppress_sequences` over the full output layer (no converted head)
+    "ctranslate2-int8-suppress": {"backend": "ctranslate2", "quantization": "int8"},
+    "ctranslate2-int8-train-vocab": {"backend": "ctranslate2", "quantization": "int8", "train_vocabulary": True},
 }
 
 
@@ -120,6 +124,8 @@ def main() -> int:
         decoder = int8_body(model) if name == "torch-int8-body" else model
         engine = open_engine(decoder, tokenizer, settings, weights=lambda: weights, progress=False,
                              vocabulary=vocabulary if settings.train_vocabulary else None)
+        if name.endswith("-suppress"):
+            engine.heads = None
         decode = engine_module.greedy_decode
         if name == "torch-full-head":  # the engine before the sliced output layer
             engine_module.greedy_decode = functools.partial(decode, slice_head=False)

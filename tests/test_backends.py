@@ -62,6 +62,14 @@ def test_ctranslate2_engine_is_converted_once_and_answers_as_torch(model, tiny_t
     assert "converting the model for CTranslate2" in out.getvalue()
     converted = list((tmp_path / "ct2").iterdir())
     assert len(converted) == 1 and "float32" in converted[0].name
+    # answers limited to some ids: a second conversion, with an output layer of those ids only
+    vocabulary = list(range(len(tiny_tokenizer) // 2))
+    limited = open_engine(model, tiny_tokenizer, settings, weights=lambda: "tiny" * 16, progress=False,
+                          console=console, vocabulary=vocabulary)
+    reference = Engine(model, tiny_tokenizer, settings, progress=False, vocabulary=vocabulary)
+    assert limited.translate(SOURCES, "en", "is") == reference.translate(SOURCES, "en", "is")
+    heads = [p.name for p in (tmp_path / "ct2").iterdir() if p not in converted]
+    assert len(heads) == 1 and "-float32-h" in heads[0] and len(limited._heads) == 1
     out.truncate(0)
     open_engine(model, tiny_tokenizer, settings, weights=lambda: "tiny" * 16, progress=False, console=console)
     assert "converting" not in out.getvalue()  # reused

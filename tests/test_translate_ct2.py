@@ -225,6 +225,64 @@ def test_a_restricted_vocabulary_gives_the_torch_engines_answers(model, tokenize
     assert all(out) and not {t for o in out for t in o} & chosen
 
 
+@pytest.fixture(scope="module")
+def heads(model_dir):
+    """`Ct2Engine.heads`: the tiny model converted with an output layer of the given ids."""
+    def convert_head(ids):
+        return convert(model_dir, model_dir.parent / cache_key("0" * 16, "float32", ids), "float32", head=ids)
+    return convert_head
+
+
+@pytest.mark.parametrize("kw", [PLAIN, {}])
+def test_an_output_layer_of_the_allowed_ids_gives_the_torch_engines_answers(model, tokenizer, heads, ct2_dir, kw):
+    """The restricted head reorders the vocabulary and keeps the allowed rows of the projection:
+    the same tokens as the torch engine's sliced head, with and without the repetition controls."""
+    eng = torch_engine(model, tokenizer, **kw)
+    chosen = {t for out in eng._generate(rows(tokenizer)) for t in out} - set(eng.stop_ids)
+    ends = {row[-1] for row in rows(tokenizer)}
+    vocabulary = [i for i in range(len(tokenizer)) if i not in chosen or i in ends][: len(tokenizer) // 2]
+    vocabulary = sorted({*vocabulary, *ends})  # every prompt's last token is inside the head
+    eng = Engine(model, tokenizer, eng.settings, progress=False, vocabulary=vocabulary)
+    fast = ct2_engine(ct2_dir, eng, vocabulary=vocabulary, heads=heads)
+    allowed = eng.allowed("is")
+    fast._head(allowed)
+    fast.generator = None  # every batch must go to the head's generator
+    for batch_size in (1, 4):
+        eng.settings = fast.settings = settings(batch_size=batch_size, **kw)
+        out = fast._generate(rows(tokenizer), allowed)
+        assert out == eng._generate(rows(tokenizer), allowed)
+    assert len(fast._heads) == 1 and all(out)
+    assert {t for o in out for t in o} <= set(allowed.tolist())
+    head = next(iter(fast._heads.values()))
+    assert head.ids[: len(allowed)].tolist() == allowed.tolist()
+    assert fast.translate(SOURCES, "en", "is") == eng.translate(SOURCES, "en", "is")
+
+
+def test_a_prompt_ending_outside_the_head_is_decoded_with_suppression(model, tokenizer, heads, ct2_dir):
+    eng = torch_engine(model, tokenizer)
+    ends = {row[-1] for row in rows(tokenizer)}
+    vocabulary = [i for i in range(len(tokenizer)) if i not in ends]
+    eng = Engine(model, tokenizer, eng.settings, progress=False, vocabulary=vocabulary)
+    fast = ct2_engine(ct2_dir, eng, vocabulary=vocabulary, heads=heads)
+    allowed = eng.allowed("is")
+    assert fast._generate(rows(tokenizer), allowed) == eng._generate(rows(tokenizer), allowed)
+
+
+def test_a_head_conversion_is_its_own_folder(ct2_dir, heads):
+    import json
+
+    digest = "0" * 16
+    assert cache_key(digest, "float32", [1, 2, 3]) not in (cache_key(digest, "float32"),
+                                                            cache_key(digest, "float32", [1, 2, 4]))
+    folder = heads([5, 3, 7])
+    tokens = json.loads((folder / "vocabulary.json").read_text())
+    full = json.loads((ct2_dir / "vocabulary.json").read_text())
+    assert tokens[:3] == [full[3], full[5], full[7]] and sorted(tokens) == sorted(full)
+    assert json.loads((folder / "lowres-mt-ct2.json").read_text())["head_size"] == 3
+    with pytest.raises(ValueError, match="output layer"):
+        heads([-1])
+
+
 def test_prompts_longer_than_the_window_go_to_the_fallback(model, tokenizer, ct2_dir):
     """TELL prompts are longer than the tiny model's 64-token window: CTranslate2 prefills them in
     chunks whose later queries see more than the window."""

@@ -94,26 +94,33 @@ def open_engine(model, tokenizer, settings: DecodeSettings, *, weights: Callable
         return reference
     from lowres_mt.translate import ct2
 
-    folder = converted(model, tokenizer, weights(), choice.quantization, console)
-    return ct2.Ct2Engine(folder, tokenizer, settings, stop_ids=reference.stop_ids, tables=reference.tables,
+    digest = weights()
+
+    def convert(head=None) -> Path:
+        return converted(model, tokenizer, digest, choice.quantization, console, head)
+
+    return ct2.Ct2Engine(convert(), tokenizer, settings, stop_ids=reference.stop_ids, tables=reference.tables,
                          device=settings.device, compute_type=choice.quantization, vocabulary=vocabulary,
                          progress=progress, console=console, fallback=reference,
-                         intra_threads=torch.get_num_threads())
+                         intra_threads=torch.get_num_threads(), heads=convert)
 
 
-def converted(model, tokenizer, weights: str, quantization: str, console: Console) -> Path:
-    """The CTranslate2 copy of `model`'s weights, converted on first use and then reused."""
+def converted(model, tokenizer, weights: str, quantization: str, console: Console, head=None) -> Path:
+    """The CTranslate2 copy of `model`'s weights, converted on first use and then reused; with
+    `head`, an output layer of those ids only (`ct2.convert`)."""
     from lowres_mt.corpora.fetch import cache_dir
     from lowres_mt.translate import ct2
 
-    folder = cache_dir() / "ct2" / ct2.cache_key(weights, quantization)
+    folder = cache_dir() / "ct2" / ct2.cache_key(weights, quantization, head)
     if folder.is_dir():
         return folder
-    console.print(f"converting the model for CTranslate2 ({quantization}) into {folder} (once)", highlight=False)
+    rows = "" if head is None else f", an output layer of {len(head):,} tokens"
+    console.print(f"converting the model for CTranslate2 ({quantization}{rows}) into {folder} (once)",
+                  highlight=False)
     with tempfile.TemporaryDirectory(prefix="lowres-mt-hf-") as scratch:
         model.save_pretrained(scratch, safe_serialization=True)
         tokenizer.save_pretrained(scratch)
-        return ct2.convert(Path(scratch), folder, quantization)
+        return ct2.convert(Path(scratch), folder, quantization, head)
 
 
 @cache

@@ -1,6 +1,7 @@
 """Decoding backends side by side: the torch engine as it decoded before the output layer was
 sliced to the allowed ids (`torch-full-head`, the baseline), the torch engine as it decodes now
-(`torch`, the default: logits for the allowed ids only) and CTranslate2 at float32, int8_float32
+(`torch`: logits for the allowed ids only), the same in bfloat16 (`torch-bfloat16`, what the
+default `auto` picks where the CPU measures bfloat16 faster) and CTranslate2 at float32, int8_float32
 and int8 (with an output layer converted to the allowed ids; `-suppress`: the full output layer
 with the other ids suppressed, as before), each opened through `lowres_mt.translate.backends.open_engine` as `translate`, `serve` and
 `eval` open them.
@@ -35,19 +36,23 @@ import sacrebleu  # noqa: E402
 import torch  # noqa: E402
 from generate_speed import RESULTS, load_model, token_count  # noqa: E402
 
+from lowres_mt import precision  # noqa: E402
 from lowres_mt.config import AnchorConfig  # noqa: E402
 from lowres_mt.data.prompts import parse_response, prompt_messages, style_for  # noqa: E402
 from lowres_mt.io import write_json, write_text  # noqa: E402
-from lowres_mt.precision import cpu_model  # noqa: E402
+from lowres_mt.precision import bf16_matmul_speedup, cpu_model  # noqa: E402
 from lowres_mt.run import Run  # noqa: E402
 from lowres_mt.translate import DecodeSettings, build_prompt  # noqa: E402
 from lowres_mt.translate import engine as engine_module  # noqa: E402
-from lowres_mt.translate.backends import open_engine  # noqa: E402
+from lowres_mt.translate.backends import choose, open_engine  # noqa: E402
 
-BASELINE, DEFAULT = "torch-full-head", "torch"
+BASELINE = "torch-full-head"
 CONFIGS = {  # name -> DecodeSettings overrides
     "torch-full-head": {"backend": "torch"},
     "torch": {"backend": "torch"},
+    # bfloat16 weights, attention in float32 (`backends.bf16_copy`): what `auto` decodes with where
+    # the CPU measures bfloat16 faster
+    "torch-bfloat16": {"backend": "torch", "quantization": "bfloat16"},
     # answers limited to the ids the run's output layer was trained over (`eval.train_vocabulary`)
     "torch-train-vocab": {"backend": "torch", "train_vocabulary": True},
     # the transformer body's linear layers in dynamic int8 (torch.ao), the output layer in float32
@@ -61,12 +66,15 @@ CONFIGS = {  # name -> DecodeSettings overrides
 }
 
 
+def default_config() -> str:
+    """The configuration the default settings (`auto`) decode with on this machine."""
+    return choose(DecodeSettings(backend="auto")).label  # "torch" or "torch-bfloat16" on CPU
+
+
 def cpu_flags() -> str:
-    try:
-        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return "?"
-    return " ".join(f for f in flags if f.startswith(("avx", "amx")) or f in ("fma", "f16c"))
+    """The CPU's vector and matrix flags, for the record."""
+    flags = precision.cpu_flags()
+    return " ".join(sorted(f for f in flags if f.startswith(("avx", "amx")) or f in ("fma", "f16c"))) or "?"
 
 
 def int8_body(model):
@@ -93,6 +101,8 @@ def main() -> int:
     parser.add_argument("--sentences", type=int, default=64)
     parser.add_argument("--max-new-tokens", type=int, default=96)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--plain", action="store_true",
+                        help="no repetition controls (CTranslate2 then batches prompts of mixed lengths)")
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset of " + ", ".join(CONFIGS))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -114,6 +124,8 @@ def main() -> int:
     prompts = [build_prompt(tokenizer, *prompt_messages(p.src, src, tgt, style, anchor)) for p in pairs]
     refs = [p.tgt for p in pairs]
     base = DecodeSettings(batch_size=32, max_new_tokens=args.max_new_tokens)
+    if args.plain:
+        base = dataclasses.replace(base, repetition_penalty=1.0, no_repeat_ngram=0)
     entries, outputs = {}, {}
     vocabulary = run.vocabulary if args.run is not None else None
     for name in args.configs.split(","):
@@ -152,14 +164,16 @@ def main() -> int:
         entries[name]["speedup"] = round(entries[name]["sentences_per_s"] / speed, 2)
     record = {
         "model": label, "direction": args.direction, "prompt_style": style, "sentences": len(prompts),
-        "max_new_tokens": args.max_new_tokens, "threads": args.threads, "batch_size": base.batch_size,
-        "baseline": BASELINE, "default": DEFAULT, "backends": entries,
+        "max_new_tokens": args.max_new_tokens, "threads": args.threads, "repetition_controls": not args.plain, "batch_size": base.batch_size,
+        "baseline": BASELINE, "default": default_config(), "backends": entries,
+        "bf16_matmul_speedup": round(bf16_matmul_speedup(args.threads), 2),
         "cpu": cpu_model(), "cpu_flags": cpu_flags(), "cpu_count": os.cpu_count(),
         "load_avg_1m": round(os.getloadavg()[0], 2), "torch": torch.__version__,
         "command": "python benchmarks/generate_backends.py " + " ".join(sys.argv[1:]),
         "examples": [{"src": p.src, **{n: outputs[n][i] for n in outputs}} for i, p in enumerate(pairs[:3])],
     }
-    stem = RESULTS / f"generate_backends-{Path(label).name}-{args.direction}-t{args.threads}"
+    plain = "-plain" if args.plain else ""
+    stem = RESULTS / f"generate_backends-{Path(label).name}-{args.direction}{plain}-t{args.threads}"
     write_json(stem.with_suffix(".json"), record)
     write_text(stem.with_suffix(".md"), render(record))
     print(render(record))
@@ -172,9 +186,11 @@ def render(r: dict) -> str:
         f"| {e['seconds']} | {e['sentences_per_s']} | {e['tokens_per_s']} | **{e['speedup']}×** | "
         f"{e['identical_to_baseline']}/{r['sentences']} | {e['chrf_vs_baseline']} | {e['chrf']} |\n"
         for name, e in r["backends"].items())
+    controls = "the recipe's" if r.get("repetition_controls", True) else "no"
     return (f"# Decoding backends: {r['model']}, {r['direction']}\n\n"
             f"`{r['command']}` — {r['sentences']} FLORES-200 devtest sentences, {r['prompt_style']} prompt, "
-            f"greedy with the recipe's repetition controls, loop stop and alphabet rule, ≤ {r['max_new_tokens']} new "
+            f"greedy with {controls} repetition controls, "
+            f"the loop stop and alphabet rule, ≤ {r['max_new_tokens']} new "
             f"tokens, batch {r['batch_size']}, {r['threads']} threads on {r['cpu']} ({r['cpu_flags']}; 1-min load "
             f"average at the end: {r['load_avg_1m']}).\n\n"
             "| configuration | seconds | sentences/s | answer tokens/s | vs baseline | identical to baseline "

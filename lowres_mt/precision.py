@@ -1,4 +1,4 @@
-"""Which floating-point type the frozen base weights use: bfloat16 where it is known to be faster,
+"""Which floating-point type the frozen base weights use: bfloat16 where it is measured faster,
 float32 elsewhere.
 
 Measured on an AMD EPYC (Zen 4) CPU that reports `avx512_bf16`, torch 2.13, 2 threads: a
@@ -8,18 +8,24 @@ Intel Xeon with `avx512_bf16` and no AMX (oneDNN's avx512_core_bf16 kernels) mea
 271 against 157 GFLOP/s, LoRA training 291 against 190 tokens/s (benchmarks/results/
 train_throughput.md). An Intel Xeon with AMX tiles (`amx_bf16`) is the other way round: 2,990
 against 426 GFLOP/s for the same matmul, and full fine-tuning 1.59× the tokens/s under bf16
-autocast (benchmarks/results/train_step_options.md). So on a CPU only AMX tiles (`amx_bf16`, Intel
-Sapphire Rapids and later) count as native bf16; GPUs that support bf16 use it.
+autocast (benchmarks/results/train_step_options.md). A 2-core AMD EPYC of family 26 (Zen 5), with
+the same `avx512_bf16` flag as the Zen 4 and no AMX, is the other way round too: 618 against 153
+GFLOP/s, full fine-tuning of the en-is recipe 2.2× the tokens/s under bf16 autocast (454 against
+207) with the same losses, and decoding 3–3.8× (docs/evaluation.md, bfloat16 decoding). No flag
+tells these apart, so `bf16_matmul_speedup` measures, and bfloat16 counts as native on a CPU where
+it is at least `BF16_MIN_SPEEDUP` times float32; GPUs that support bf16 use it.
 """
 
 from __future__ import annotations
 
+import functools
+import time
 from pathlib import Path
 
 import torch
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-BF16_CPU_FLAGS = ("amx_bf16",)
+BF16_MIN_SPEEDUP = 1.5  # measured: 0.55× (Zen 4, Xeon without AMX) against 4–7× (Zen 5, AMX)
 
 
 def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
@@ -47,13 +53,40 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     return platform.processor() or platform.machine()
 
 
+@functools.cache
+def bf16_matmul_speedup(threads: int) -> float:
+    """bfloat16's throughput over float32's for a decoding step's matrix product (32 rows × 640 @
+    640 × 4096) on this CPU with `threads` threads: measured once per process, about 0.1 s (4.5×
+    on the Zen 5 EPYC above)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        seconds = {}
+        generator = torch.Generator().manual_seed(0)
+        for dtype in (torch.float32, torch.bfloat16):
+            a = torch.randn(32, 640, generator=generator).to(dtype)
+            b = torch.randn(640, 4096, generator=generator).to(dtype)
+            a @ b  # warm-up
+            best = float("inf")
+            for _ in range(5):
+                started = time.perf_counter()
+                for _ in range(4):
+                    a @ b
+                best = min(best, time.perf_counter() - started)
+            seconds[dtype] = best
+        return seconds[torch.float32] / seconds[torch.bfloat16]
+    finally:
+        torch.set_num_threads(previous)
+
+
 def native_bf16(device: torch.device | str) -> bool:
-    """Whether `device` computes bfloat16 matrix products faster than float32."""
+    """Whether `device` computes bfloat16 matrix products faster than float32: CUDA GPUs that
+    support bf16; CPUs where `bf16_matmul_speedup` measures at least `BF16_MIN_SPEEDUP`."""
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device.type == "cpu":
-        return any(flag in cpu_flags() for flag in BF16_CPU_FLAGS)
+        return bf16_matmul_speedup(torch.get_num_threads()) >= BF16_MIN_SPEEDUP
     return False
 
 

@@ -136,7 +136,7 @@ def gain_scorer(translator, src: str, tgt: str) -> Scorer | None:
     if translator.directions is not None and f"{tgt}-{src}" not in translator.directions:
         return None
     engine = translator.engine
-    model = engine.model if engine.model is not None else engine.fallback.model
+    model = (engine.fallback or engine).model  # float32 torch, whichever backend decodes
     tokenizer = engine.tokenizer
 
     def score(sources: Sequence[str], targets: Sequence[str]) -> list[float]:

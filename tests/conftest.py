@@ -14,6 +14,16 @@ FIXTURES = Path(__file__).parent / "fixtures"
 TINY_TOKENIZER = FIXTURES / "tiny_tokenizer"
 
 
+@pytest.fixture(autouse=True)
+def bf16_not_faster(monkeypatch):
+    """`auto` trains and decodes in float32 whatever this CPU measures (`precision.native_bf16`'s
+    probe), so answers, losses and cache keys do not depend on the machine; tests of the bfloat16
+    choice patch the probe themselves."""
+    from lowres_mt import precision
+
+    monkeypatch.setattr(precision, "bf16_matmul_speedup", lambda threads: 1.0)
+
+
 @pytest.fixture
 def one_thread():
     """Tiny models are overhead-bound: one thread is faster and steady on a shared CPU."""

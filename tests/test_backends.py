@@ -11,6 +11,7 @@ from rich.console import Console
 from lowres_mt.config import RecipeConfig
 from lowres_mt.errors import UserError
 from lowres_mt.evaluate import cache, systems
+from lowres_mt.precision import bf16_matmul_speedup as MEASURED_SPEEDUP
 from lowres_mt.records import Pair
 from lowres_mt.translate import DecodeSettings, Engine, backends
 from lowres_mt.translate.backends import Choice, choose, open_engine
@@ -30,6 +31,51 @@ def test_choice(settings, expected):
     choice = choose(settings)
     assert choice.label == expected
     assert bool(choice.reason) == (settings.backend == "ctranslate2" and expected == "torch")
+
+
+@pytest.mark.parametrize(("settings", "faster", "expected"), [
+    (DecodeSettings(backend="auto"), True, "torch-bfloat16"),
+    (DecodeSettings(backend="auto"), False, "torch"),
+    (DecodeSettings(backend="auto", quantization="float32"), True, "torch"),  # asked for
+    (DecodeSettings(backend="torch"), True, "torch"),  # the reference: float32 unless asked
+    (DecodeSettings(backend="torch", quantization="bfloat16"), False, "torch-bfloat16"),
+    (DecodeSettings(backend="ctranslate2"), True, "ctranslate2-float32"),  # auto: float32 on CPU
+])
+def test_auto_decodes_in_bfloat16_where_the_device_measures_it_faster(monkeypatch, settings, faster, expected):
+    monkeypatch.setattr(backends, "native_bf16", lambda device: faster)
+    assert choose(settings).label == expected
+
+
+def test_a_bfloat16_engine_keeps_the_float32_model_and_answers(model, tiny_tokenizer):
+    import torch
+
+    settings = DecodeSettings(batch_size=4, max_new_tokens=8, quantization="bfloat16")
+    engine = open_engine(model, tiny_tokenizer, settings, weights=lambda: "x", progress=False)
+    assert engine.model.dtype == torch.bfloat16 and model.dtype == torch.float32
+    assert engine.fallback.model is model
+    assert engine.model.config._attn_implementation == backends.FP32_ATTENTION
+    answers = engine.translate(SOURCES, "en", "is")
+    assert len(answers) == len(SOURCES) and any(answers)
+
+
+def test_fp32_attention_matches_sdpa_on_bfloat16_inputs():
+    import torch
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    torch.manual_seed(0)
+    module = torch.nn.Module()
+    module.is_causal, module.num_key_value_groups = True, 1
+    q, k, v = (torch.randn(2, 4, 5, 8) for _ in range(3))
+    mask = torch.zeros(2, 1, 5, 5, dtype=torch.bfloat16)
+    mask[0, :, :, 0] = torch.finfo(torch.bfloat16).min  # the first row's first position is padding
+    expected, _ = sdpa_attention_forward(module, q, k, v, mask.float(), scaling=0.5)
+    out, _ = backends.fp32_attention(module, q.bfloat16(), k.bfloat16(), v.bfloat16(), mask, scaling=0.5)
+    assert out.dtype == torch.bfloat16
+    assert torch.allclose(out.float(), expected, atol=3e-2)
+
+
+def test_the_speed_probe_measures_a_ratio():
+    assert 0 < MEASURED_SPEEDUP(1) < 100  # the real probe (conftest patches the module's name)
 
 
 @pytest.mark.parametrize("bad", [{"backend": "onnx"}, {"quantization": "int4"}])
@@ -96,7 +142,9 @@ def test_cache_keys_differ_by_backend_and_quantization_not_by_batch_size():
     assert key(quantization="int8") == torch_key  # torch does not quantize
     assert key(batch_size=1) == key(batch_size=64) == torch_key  # speed only
     assert key(backend="ctranslate2", batch_size=1) == key(backend="ctranslate2", batch_size=64)
-    assert key(backend="auto", device="cuda") == key(backend="ctranslate2")  # what decodes, not what was asked
+    # what decodes, not what was asked
+    assert key(backend="auto", device="cuda", quantization="float32") == key(backend="ctranslate2")
+    assert key(backend="ctranslate2", quantization="float32") == key(backend="ctranslate2")  # auto on CPU
     keys = {torch_key, key(backend="ctranslate2"), key(backend="ctranslate2", quantization="int8_float32"),
-            key(backend="ctranslate2", quantization="int8")}
-    assert len(keys) == 4
+            key(backend="ctranslate2", quantization="int8"), key(quantization="bfloat16")}
+    assert len(keys) == 5

@@ -19,4 +19,6 @@ def human_bytes(n: int) -> str:
 
 BACKEND_HELP = ("decoder: auto (CTranslate2 on CUDA, torch on CPU, where CTranslate2 measured slower), "
                 "torch, or ctranslate2 (falls back to torch with a notice where it would decode differently)")
-QUANTIZATION_HELP = "CTranslate2's compute type: float32 (same answers as torch), int8_float32 or int8"
+QUANTIZATION_HELP = ("compute type: auto (bfloat16 torch under --backend auto where this device measures it "
+                     "faster, else float32), float32 (the reference answers), bfloat16 (torch), or "
+                     "CTranslate2's int8_float32 or int8")

@@ -27,7 +27,7 @@ def serve_cmd(
                                                                       "to share its batch"),
     verbose: bool = typer.Option(False, "--verbose", help="log every request"),
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
-    quantization: str = typer.Option("float32", "--quantization", help=QUANTIZATION_HELP),
+    quantization: str = typer.Option("auto", "--quantization", help=QUANTIZATION_HELP),
 ) -> None:
     """Serve /v1/chat/completions, /v1/completions and /v1/models (greedy decoding) until Ctrl-C or SIGTERM.
 

@@ -36,7 +36,7 @@ def translate_cmd(
                                     help="MBR decoding: this many sampled answers a line, the consensus kept "
                                          "(chrF against the others); about that many times slower; 0 = greedy"),
     backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
-    quantization: str = typer.Option("float32", "--quantization", help=QUANTIZATION_HELP),
+    quantization: str = typer.Option("auto", "--quantization", help=QUANTIZATION_HELP),
 ) -> None:
     """Translate text with a trained run (or a base model, zero-shot).
 

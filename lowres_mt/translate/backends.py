@@ -10,9 +10,13 @@ weights, LoRA merged, or a base model). Backends:
   engine as its fallback for prompts it cannot decode exactly;
 - `auto` (the recipes' default, `eval.backend`): CTranslate2 on CUDA where it is installed,
   converts the architecture and honours every decoding setting; torch on CPU, where CTranslate2
-  measured 0.4× (float32) to 0.6× (int8) the torch engine's sentences/s on a 2-core AVX2 CPU
-  (docs/evaluation.md, Backends).
+  measured 0.4× to 0.6× the torch engine's sentences/s (2-core AMD EPYCs with AVX2 and with
+  AVX-512; docs/evaluation.md, Backends).
 
+The compute type (`quantization`, default `auto`): for CTranslate2, float32 on CPU and float16 on
+CUDA unless named; for torch, bfloat16 weights (attention in float32 on CPU, where bfloat16's
+attention kernel is slower) when the backend is `auto` and the device measures bfloat16 faster
+(`precision.native_bf16`), else float32, the reference that `--backend torch` keeps.
 A request CTranslate2 cannot serve (beam search, an architecture it does not convert, the
 package missing) falls back to torch; asked for by name, with a one-line notice, never silently
 different output. `Choice.label` names what decodes, and is part of every evaluation cache key
@@ -21,6 +25,8 @@ and result, so caches never mix backends.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import hashlib
 import importlib.util
 import tempfile
@@ -33,22 +39,26 @@ import torch
 from rich.console import Console
 
 from lowres_mt.errors import UserError
+from lowres_mt.precision import native_bf16
 from lowres_mt.translate.engine import DecodeSettings, Engine
 
 BACKENDS = ("auto", "torch", "ctranslate2")
 CPU_QUANTIZATIONS = ("float32", "int8_float32", "int8")
-QUANTIZATIONS = (*CPU_QUANTIZATIONS, "float16", "bfloat16", "int8_float16")
+QUANTIZATIONS = ("auto", *CPU_QUANTIZATIONS, "float16", "bfloat16", "int8_float16")
+# the attention `open_engine` gives a bfloat16 copy on CPU (`fp32_attention`)
+FP32_ATTENTION = "lowres_mt_sdpa_fp32"
 
 
 @dataclass(frozen=True)
 class Choice:
     backend: str  # "torch" | "ctranslate2"
-    quantization: str = ""  # CTranslate2's compute type ("" for torch)
+    # CTranslate2's compute type; for torch "" (float32) or "bfloat16"
+    quantization: str = ""
     reason: str = ""  # why a request for CTranslate2 is decoded with torch
 
     @property
     def label(self) -> str:
-        return self.backend if self.backend == "torch" else f"{self.backend}-{self.quantization}"
+        return "-".join(filter(None, (self.backend, self.quantization)))
 
 
 def choose(settings: DecodeSettings, model_config=None) -> Choice:
@@ -58,11 +68,20 @@ def choose(settings: DecodeSettings, model_config=None) -> Choice:
     if settings.quantization not in QUANTIZATIONS:
         raise UserError(f"unknown quantization '{settings.quantization}'; use one of {', '.join(QUANTIZATIONS)}")
     if settings.backend == "torch" or (settings.backend == "auto" and settings.device == "cpu"):
-        return Choice("torch")
+        return _torch(settings)
+    if settings.quantization == "auto":
+        settings = dataclasses.replace(settings, quantization="float32" if settings.device == "cpu" else "float16")
     problem = ct2_problem(settings, model_config)
     if problem is not None:
-        return Choice("torch", reason=problem)
+        return _torch(settings, problem)
     return Choice("ctranslate2", settings.quantization)
+
+
+def _torch(settings: DecodeSettings, reason: str = "") -> Choice:
+    """torch in bfloat16 where asked for, or chosen by `auto` on a device that measures it faster."""
+    bf16 = settings.quantization == "bfloat16" or (
+        settings.quantization == "auto" and settings.backend == "auto" and native_bf16(settings.device))
+    return Choice("torch", "bfloat16" if bf16 else "", reason)
 
 
 def ct2_problem(settings: DecodeSettings, model_config=None) -> str | None:
@@ -91,7 +110,12 @@ def open_engine(model, tokenizer, settings: DecodeSettings, *, weights: Callable
     if choice.backend == "torch":
         if choice.reason and settings.backend == "ctranslate2":
             console.print(f"note: decoding with torch: {choice.reason}", highlight=False)
-        return reference
+        if choice.quantization != "bfloat16":
+            return reference
+        engine = Engine(bf16_copy(model, settings.device), tokenizer, settings, progress=progress,
+                        console=console, vocabulary=vocabulary)
+        engine.fallback = reference
+        return engine
     from lowres_mt.translate import ct2
 
     digest = weights()
@@ -121,6 +145,37 @@ def converted(model, tokenizer, weights: str, quantization: str, console: Consol
         model.save_pretrained(scratch, safe_serialization=True)
         tokenizer.save_pretrained(scratch)
         return ct2.convert(Path(scratch), folder, quantization, head)
+
+
+def bf16_copy(model, device: str):
+    """A bfloat16 copy of `model` (the float32 model stays as it is); on CPU its attention runs
+    in float32 (`fp32_attention`): torch's bfloat16 attention kernel took 30% of a decoding step
+    there, five times float32's."""
+    copied = copy.deepcopy(model).to(torch.bfloat16)
+    if torch.device(device).type == "cpu" and copied.config._attn_implementation == "sdpa":
+        _register_fp32_attention()
+        copied.set_attn_implementation(FP32_ATTENTION)
+    return copied
+
+
+def fp32_attention(module, query, key, value, attention_mask, **kwargs):
+    """transformers' SDPA attention computed in float32 from bfloat16 inputs, its output cast back."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    if attention_mask is not None and attention_mask.is_floating_point():
+        attention_mask = attention_mask.float()
+    out, weights = sdpa_attention_forward(module, query.float(), key.float(), value.float(), attention_mask,
+                                          **kwargs)
+    return out.to(query.dtype), weights
+
+
+@cache
+def _register_fp32_attention() -> None:
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(FP32_ATTENTION, fp32_attention)
+    AttentionMaskInterface.register(FP32_ATTENTION, sdpa_mask)  # masks as SDPA takes them
 
 
 @cache

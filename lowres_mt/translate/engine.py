@@ -61,7 +61,10 @@ class DecodeSettings:
     # which decoder (`translate.backends`): torch (this engine), ctranslate2, or auto (CTranslate2
     # where it is measured faster and decodes alike: on CUDA; torch on CPU)
     backend: str = "torch"
-    quantization: str = "float32"  # CTranslate2's compute type: float32, int8_float32, int8 (CPU)
+    # the compute type (`backends.choose`): CTranslate2's (float32, int8_float32, int8 on CPU), or
+    # bfloat16 for torch; auto: bfloat16 torch under the auto backend where the device measures it
+    # faster, else float32
+    quantization: str = "auto"
     device: str = "cpu"
     # MBR decoding (`translate.mbr`): this many epsilon-sampled answers a sentence, the one with the
     # highest mean chrF against the others kept (0 = greedy, or beam search with num_beams)
@@ -186,7 +189,13 @@ def length_sorted_batches(rows: Sequence[Sequence[int]], size: int) -> Iterator[
 
 
 class Engine:
-    """Batched generation for one model + tokenizer; `translate` builds prompts and parses answers."""
+    """Batched generation for one model + tokenizer; `translate` builds prompts and parses answers.
+
+    `fallback`: where this engine decodes otherwise than float32 torch (CTranslate2, a bfloat16
+    copy), the float32 torch engine of the same model (`backends.open_engine` sets it; scores such
+    as `synth`'s source gain use its model)."""
+
+    fallback: Engine | None = None
 
     def __init__(self, model, tokenizer, settings: DecodeSettings = DecodeSettings(), *,
                  progress: bool = True, console: Console | None = None,

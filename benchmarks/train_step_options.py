@@ -123,7 +123,7 @@ def render(r: dict) -> str:
     lines = [f"# Training-step options: {r['model']}", "",
              f"`{r['command']}` — full fine-tuning ({r['trainable_parameters'] / 1e6:.1f}M trainable parameters), "
              f"{r['threads']} torch threads, on {r['cpu']}, torch {r['torch']} (1-min load average at the end: "
-             f"{r['load_avg_1m']}; AMX bf16: {'yes' if r.get('native_bf16') else 'no'}); micro-batches per epoch: {r['micro_batches_per_epoch']['packed']} packed, "
+             f"{r['load_avg_1m']}; bf16 faster (native_bf16): {'yes' if r.get('native_bf16') else 'no'}); micro-batches per epoch: {r['micro_batches_per_epoch']['packed']} packed, "
              f"{r['micro_batches_per_epoch']['unpacked']} with one example per row.", "",
              "| option | tokens | padding | seconds | tokens/s | against the float32 trainer |",
              "|---|---|---|---|---|---|"]

@@ -162,10 +162,11 @@ class TrainConfig:
     save_every: int = 25  # steps between checkpoints (0: none); a kill loses at most these steps
     trim_vocab: bool = True
     threads: int = 0  # torch threads per process, 0 = all cores / processes on this machine
-    # frozen base weights: auto = bfloat16 where it is faster (GPUs with bf16, CPUs with AMX),
+    # frozen base weights: auto = bfloat16 where it is faster (GPUs with bf16, CPUs where a probe
+    # measures it >= 1.5x float32: AMX, Zen 5; precision.native_bf16),
     # float32 elsewhere; LoRA weights and optimizer state stay fp32 (lowres_mt.precision)
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
-    # bf16 autocast for full fine-tuning: auto = on where bf16 is faster (AMX, GPUs; docs/training.md)
+    # bf16 autocast for full fine-tuning: auto = on where bf16 is faster (as for dtype; docs/training.md)
     mixed_precision: Literal["auto", "fp32", "bf16"] = "auto"
     keep: Literal["best", "last"] = "best"  # adapter/ holds the best-dev-chrF or the last weights
     scheduler: Literal["linear", "cosine", "constant"] = "cosine"  # learning-rate decay after warmup
@@ -231,7 +232,7 @@ class EvalConfig:
     backend: Literal["auto", "torch", "ctranslate2"] = "auto"
     # the compute type: auto = bfloat16 torch under backend auto where the device measures bf16
     # faster (a 2-core Zen 5 EPYC: yes; Zen 4, AVX2-only and Xeons without AMX: no), else float32
-    # (CTranslate2: float32 on CPU, float16 on CUDA); bfloat16 = torch in bf16; CTranslate2's types
+    # (CTranslate2: float32); bfloat16 = torch in bf16; or CTranslate2's types
     quantization: Literal["auto", "float32", "int8_float32", "int8", "float16", "bfloat16", "int8_float16"] = "auto"
     # MBR decoding: this many epsilon-sampled answers a sentence, the consensus one kept (chrF
     # against the others; lowres_mt.translate.mbr); 0 = off. Costs about that many decodes

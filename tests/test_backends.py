@@ -39,7 +39,10 @@ def test_choice(settings, expected):
     (DecodeSettings(backend="auto", quantization="float32"), True, "torch"),  # asked for
     (DecodeSettings(backend="torch"), True, "torch"),  # the reference: float32 unless asked
     (DecodeSettings(backend="torch", quantization="bfloat16"), False, "torch-bfloat16"),
-    (DecodeSettings(backend="ctranslate2"), True, "ctranslate2-float32"),  # auto: float32 on CPU
+    (DecodeSettings(backend="ctranslate2"), True, "ctranslate2-float32"),  # auto: float32
+    (DecodeSettings(backend="auto", device="cuda"), True, "ctranslate2-float32"),
+    # CUDA, where CTranslate2 cannot decode alike: torch, in bfloat16 where the GPU has it
+    (DecodeSettings(backend="auto", device="cuda", num_beams=2), True, "torch-bfloat16"),
 ])
 def test_auto_decodes_in_bfloat16_where_the_device_measures_it_faster(monkeypatch, settings, faster, expected):
     monkeypatch.setattr(backends, "native_bf16", lambda device: faster)
@@ -143,8 +146,8 @@ def test_cache_keys_differ_by_backend_and_quantization_not_by_batch_size():
     assert key(batch_size=1) == key(batch_size=64) == torch_key  # speed only
     assert key(backend="ctranslate2", batch_size=1) == key(backend="ctranslate2", batch_size=64)
     # what decodes, not what was asked
-    assert key(backend="auto", device="cuda", quantization="float32") == key(backend="ctranslate2")
-    assert key(backend="ctranslate2", quantization="float32") == key(backend="ctranslate2")  # auto on CPU
+    assert key(backend="auto", device="cuda") == key(backend="ctranslate2")
+    assert key(backend="ctranslate2", quantization="float32") == key(backend="ctranslate2")  # auto: float32
     keys = {torch_key, key(backend="ctranslate2"), key(backend="ctranslate2", quantization="int8_float32"),
             key(backend="ctranslate2", quantization="int8"), key(quantization="bfloat16")}
     assert len(keys) == 5

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import gather_object, set_seed
+from accelerate.utils import broadcast_object_list, gather_object, set_seed
 from transformers import get_scheduler
 
 from lowres_mt.config import RecipeConfig
@@ -55,14 +55,16 @@ def train(cfg: RecipeConfig, *, run_dir: Path, resume: bool = False, progress: b
     acc = Accelerator(cpu=not _has_accelerator())  # cpu=True lets torchrun's N CPU processes use gloo
     # bf16 autocast around each training forward (torch.autocast, not Accelerator(mixed_precision=…):
     # accelerate's process-wide state could not change it between the runs of one process)
+    _set_threads(tc.threads, acc)  # first: `auto` precision is a speed probe at this thread count
     amp = mixed_precision(tc.mixed_precision, acc.device, full=cfg.lora is None)
-    _set_threads(tc.threads, acc)
     main = acc.is_main_process
 
     # -- the run folder: refuse another run's folder before anything is written
     checkpoint = rundir.check_run_dir(cfg, run_dir, resume=resume)
     # full fine-tuning (lora: null) keeps its weights, and so their updates, in float32
     dtype = resolve_dtype("float32" if cfg.lora is None and tc.dtype == "auto" else tc.dtype, acc.device)
+    if acc.num_processes > 1:  # every process takes the main one's probe result
+        amp, dtype = broadcast_object_list([amp, dtype])
     if cfg.lora is None and dtype != torch.float32:
         raise UserError(f"lora: null trains every weight, which needs float32 weights; set train.dtype=auto "
                         f"or float32 (not {tc.dtype})")

@@ -13,8 +13,8 @@ weights, LoRA merged, or a base model). Backends:
   measured 0.4× to 0.6× the torch engine's sentences/s (2-core AMD EPYCs with AVX2 and with
   AVX-512; docs/evaluation.md, Backends).
 
-The compute type (`quantization`, default `auto`): for CTranslate2, float32 on CPU and float16 on
-CUDA unless named; for torch, bfloat16 weights (attention in float32 on CPU, where bfloat16's
+The compute type (`quantization`, default `auto`): for CTranslate2, float32 (the torch engine's
+answers) unless named; for torch, bfloat16 weights (attention in float32 on CPU, where bfloat16's
 attention kernel is slower) when the backend is `auto` and the device measures bfloat16 faster
 (`precision.native_bf16`), else float32, the reference that `--backend torch` keeps.
 A request CTranslate2 cannot serve (beam search, an architecture it does not convert, the
@@ -69,12 +69,11 @@ def choose(settings: DecodeSettings, model_config=None) -> Choice:
         raise UserError(f"unknown quantization '{settings.quantization}'; use one of {', '.join(QUANTIZATIONS)}")
     if settings.backend == "torch" or (settings.backend == "auto" and settings.device == "cpu"):
         return _torch(settings)
-    if settings.quantization == "auto":
-        settings = dataclasses.replace(settings, quantization="float32" if settings.device == "cpu" else "float16")
-    problem = ct2_problem(settings, model_config)
+    quantization = "float32" if settings.quantization == "auto" else settings.quantization
+    problem = ct2_problem(dataclasses.replace(settings, quantization=quantization), model_config)
     if problem is not None:
         return _torch(settings, problem)
-    return Choice("ctranslate2", settings.quantization)
+    return Choice("ctranslate2", quantization)
 
 
 def _torch(settings: DecodeSettings, reason: str = "") -> Choice:

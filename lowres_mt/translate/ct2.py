@@ -84,7 +84,7 @@ def cache_key(weights_digest: str, quantization: str, head: Sequence[int] | None
     (`convert`'s `head`), the CTranslate2 version and this module's conversion."""
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"unknown CTranslate2 quantization {quantization!r}; choose one of {', '.join(QUANTIZATIONS)}")
-    rows = "" if head is None else f"-h{_ids_digest(head)[:12]}"
+    rows = "" if head is None else f"-h{_ids_digest(np.unique(np.asarray(head, dtype=np.int64)))[:12]}"
     return f"{weights_digest[:16]}-{quantization}{rows}-ct2-{ctranslate2.__version__}-c{CONVERSION_VERSION}"
 
 
@@ -249,9 +249,9 @@ class Ct2Engine(Engine):
         self.tables = StopTables(tokenizer, self.size) if tables is None else tables
         self.vocabulary = None if vocabulary is None else sorted({*vocabulary, *self.stop_ids})
         self._allowed = {}
-        self._suppressed: dict[bytes, list[list[str]]] = {}
+        self._suppressed: dict[str, list[list[str]]] = {}
         self.heads = heads
-        self._heads: dict[bytes, _Head] = {}
+        self._heads: dict[str, _Head] = {}
         self.window = (_read_record(Path(model_path)) or {}).get("sliding_window")
         if fallback is not None and fallback.settings != settings:
             raise ValueError("the fallback engine must decode with the same settings")
@@ -331,7 +331,7 @@ class Ct2Engine(Engine):
         """The generator whose output layer holds `allowed` only (converted on first use), or None."""
         if allowed is None or self.heads is None:
             return None
-        key = hashlib.blake2b(allowed.numpy().tobytes(), digest_size=16).digest()
+        key = _ids_digest(allowed.numpy())
         if key not in self._heads:
             folder = self.heads(allowed.tolist())
             ids = head_order(allowed.tolist(), self.size)
@@ -347,7 +347,7 @@ class Ct2Engine(Engine):
         """`allowed` as what `generate_batch` takes: every other token, as a one-token sequence."""
         if allowed is None:
             return None
-        key = hashlib.blake2b(allowed.numpy().tobytes(), digest_size=16).digest()
+        key = _ids_digest(allowed.numpy())
         if key not in self._suppressed:
             keep = torch.zeros(self.size, dtype=torch.bool)
             keep[allowed] = True

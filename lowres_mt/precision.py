@@ -10,7 +10,7 @@ train_throughput.md). An Intel Xeon with AMX tiles (`amx_bf16`) is the other way
 against 426 GFLOP/s for the same matmul, and full fine-tuning 1.59× the tokens/s under bf16
 autocast (benchmarks/results/train_step_options.md). A 2-core AMD EPYC of family 26 (Zen 5), with
 the same `avx512_bf16` flag as the Zen 4 and no AMX, is the other way round too: 618 against 153
-GFLOP/s, full fine-tuning of the en-is recipe 2.2× the tokens/s under bf16 autocast (454 against
+GFLOP/s, full fine-tuning of the en-is recipe 2.3× the tokens/s under bf16 autocast (471 against
 207) with the same losses, and decoding 3–3.8× (docs/evaluation.md, bfloat16 decoding). No flag
 tells these apart, so `bf16_matmul_speedup` measures, and bfloat16 counts as native on a CPU where
 it is at least `BF16_MIN_SPEEDUP` times float32; GPUs that support bf16 use it.
@@ -56,8 +56,8 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
 @functools.cache
 def bf16_matmul_speedup(threads: int) -> float:
     """bfloat16's throughput over float32's for a decoding step's matrix product (32 rows × 640 @
-    640 × 4096) on this CPU with `threads` threads: measured once per process, about 0.1 s (4.5×
-    on the Zen 5 EPYC above)."""
+    640 × 4096) on this CPU with `threads` threads: measured once per process and thread count,
+    about 0.1 s (3.9× to 4.7× in several processes on the Zen 5 EPYC above)."""
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:

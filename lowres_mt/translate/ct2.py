@@ -84,12 +84,13 @@ def cache_key(weights_digest: str, quantization: str, head: Sequence[int] | None
     (`convert`'s `head`), the CTranslate2 version and this module's conversion."""
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"unknown CTranslate2 quantization {quantization!r}; choose one of {', '.join(QUANTIZATIONS)}")
-    rows = "" if head is None else f"-h{_ids_digest(np.unique(np.asarray(head, dtype=np.int64)))[:12]}"
+    rows = "" if head is None else f"-h{_ids_digest(head)[:12]}"
     return f"{weights_digest[:16]}-{quantization}{rows}-ct2-{ctranslate2.__version__}-c{CONVERSION_VERSION}"
 
 
 def _ids_digest(ids: Sequence[int]) -> str:
-    return hashlib.blake2b(np.asarray(ids, dtype=np.int64).tobytes(), digest_size=16).hexdigest()
+    """A digest of the set of `ids` (order and repeats do not count)."""
+    return hashlib.blake2b(np.unique(np.asarray(ids, dtype=np.int64)).tobytes(), digest_size=16).hexdigest()
 
 
 def head_order(head: Sequence[int], size: int) -> np.ndarray:
@@ -111,7 +112,7 @@ def convert(model_dir: Path, out_dir: Path, quantization: str, head: Sequence[in
     `head`: the only ids the converted model's output layer computes logits for (see
     `head_order`; the converted model's ids are positions in that order, and its vocabulary.json
     lists the tokens in it)."""
-    heads = None if head is None else _ids_digest(np.unique(np.asarray(head, dtype=np.int64)))
+    heads = None if head is None else _ids_digest(head)
     record = _read_record(out_dir)
     if (record is not None and record.get("quantization") == quantization and record.get("head") == heads
             and (out_dir / "model.bin").is_file()):

@@ -1,7 +1,8 @@
 """Decoding backends side by side: the torch engine as it decoded before the output layer was
 sliced to the allowed ids (`torch-full-head`, the baseline), the torch engine as it decodes now
-(`torch`: logits for the allowed ids only), the same in bfloat16 (`torch-bfloat16`, what the
-default `auto` picks where the CPU measures bfloat16 faster) and CTranslate2 at float32, int8_float32
+(`torch`: logits for the allowed ids only, linear weights packed for oneDNN; `torch-unpacked`
+without the packing), the same in bfloat16 (`torch-bfloat16`, what the default `auto` picks where
+the CPU measures bfloat16 faster; `torch-bfloat16-unpacked`) and CTranslate2 at float32, int8_float32
 and int8 (with an output layer converted to the allowed ids; `-suppress`: the full output layer
 with the other ids suppressed, as before), each opened through `lowres_mt.translate.backends.open_engine` as `translate`, `serve` and
 `eval` open them.
@@ -42,16 +43,21 @@ from lowres_mt.data.prompts import parse_response, prompt_messages, style_for  #
 from lowres_mt.io import write_json, write_text  # noqa: E402
 from lowres_mt.precision import bf16_matmul_speedup, cpu_model  # noqa: E402
 from lowres_mt.run import Run  # noqa: E402
-from lowres_mt.translate import DecodeSettings, build_prompt  # noqa: E402
+from lowres_mt.translate import DecodeSettings, build_prompt, greedy, packed  # noqa: E402  # noqa: E402
 from lowres_mt.translate import engine as engine_module  # noqa: E402
 from lowres_mt.translate.backends import choose, open_engine  # noqa: E402
 
 BASELINE = "torch-full-head"
 CONFIGS = {  # name -> DecodeSettings overrides
+    # the engine before this work: float32, logits over every id, plain `F.linear` weights
     "torch-full-head": {"backend": "torch"},
+    # logits for the allowed ids only, weights not packed
+    "torch-unpacked": {"backend": "torch"},
+    # the same with linear weights packed for oneDNN (`lowres_mt.translate.packed`): float32 `torch`
     "torch": {"backend": "torch"},
-    # bfloat16 weights, attention in float32 (`backends.bf16_copy`): what `auto` decodes with where
-    # the CPU measures bfloat16 faster
+    # bfloat16 weights, attention in float32 (`backends.decoding_copy`), packed or not: `torch-bfloat16`
+    # is what `auto` decodes with where the CPU measures bfloat16 faster
+    "torch-bfloat16-unpacked": {"backend": "torch", "quantization": "bfloat16"},
     "torch-bfloat16": {"backend": "torch", "quantization": "bfloat16"},
     # answers limited to the ids the run's output layer was trained over (`eval.train_vocabulary`)
     "torch-train-vocab": {"backend": "torch", "train_vocabulary": True},
@@ -64,6 +70,7 @@ CONFIGS = {  # name -> DecodeSettings overrides
     "ctranslate2-int8-suppress": {"backend": "ctranslate2", "quantization": "int8"},
     "ctranslate2-int8-train-vocab": {"backend": "ctranslate2", "quantization": "int8", "train_vocabulary": True},
 }
+UNPACKED = {"torch-full-head", "torch-unpacked", "torch-bfloat16-unpacked"}
 
 
 def default_config() -> str:
@@ -134,11 +141,14 @@ def main() -> int:
             print(f"{name}: skipped (needs --run with a trimmed training vocabulary)", file=sys.stderr)
             continue
         decoder = int8_body(model) if name == "torch-int8-body" else model
+        greedy._slices.clear()  # an output layer sliced (and packed or not) for another configuration
+        supported, decode = packed.supported, engine_module.greedy_decode
+        if name in UNPACKED:
+            packed.supported = lambda dtype=None: False
         engine = open_engine(decoder, tokenizer, settings, weights=lambda: weights, progress=False,
                              vocabulary=vocabulary if settings.train_vocabulary else None)
         if name.endswith("-suppress"):
             engine.heads = None
-        decode = engine_module.greedy_decode
         if name == "torch-full-head":  # the engine before the sliced output layer
             engine_module.greedy_decode = functools.partial(decode, slice_head=False)
         try:
@@ -147,7 +157,7 @@ def main() -> int:
             answers = engine.complete(prompts, name, tgt)
             seconds = time.perf_counter() - started
         finally:
-            engine_module.greedy_decode = decode
+            engine_module.greedy_decode, packed.supported = decode, supported
         hyps = [parse_response(a, style, anchor, src, tgt) for a in answers]
         outputs[name] = hyps
         entries[name] = {"backend": type(engine).__name__, "seconds": round(seconds, 2),

@@ -61,6 +61,20 @@ def test_a_bfloat16_engine_keeps_the_float32_model_and_answers(model, tiny_token
     assert len(answers) == len(SOURCES) and any(answers)
 
 
+def test_a_float32_engine_decodes_a_packed_copy_as_the_model_does(model, tiny_tokenizer):
+    from lowres_mt.translate import Engine, packed
+
+    settings = DecodeSettings(batch_size=4, max_new_tokens=8, backend="torch")
+    engine = open_engine(model, tiny_tokenizer, settings, weights=lambda: "x", progress=False)
+    if not packed.supported(model.dtype):
+        pytest.skip("no oneDNN packing in this torch build")
+    assert engine.model is not model and engine.fallback is None
+    assert any(isinstance(m, packed.PackedLinear) for m in engine.model.modules())
+    assert not any(isinstance(m, packed.PackedLinear) for m in model.modules())
+    reference = Engine(model, tiny_tokenizer, settings, progress=False)
+    assert engine.translate(SOURCES, "en", "is") == reference.translate(SOURCES, "en", "is")
+
+
 def test_fp32_attention_matches_sdpa_on_bfloat16_inputs():
     import torch
     from transformers.integrations.sdpa_attention import sdpa_attention_forward

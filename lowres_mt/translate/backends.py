@@ -40,6 +40,7 @@ from rich.console import Console
 
 from lowres_mt.errors import UserError
 from lowres_mt.precision import native_bf16
+from lowres_mt.translate import packed
 from lowres_mt.translate.engine import DecodeSettings, Engine
 
 BACKENDS = ("auto", "torch", "ctranslate2")
@@ -104,17 +105,20 @@ def open_engine(model, tokenizer, settings: DecodeSettings, *, weights: Callable
     digest of the weights (`Run.digest`, `base_digest`) naming their converted copy, computed
     only when CTranslate2 decodes."""
     console = console or Console(stderr=True)
-    reference = Engine(model, tokenizer, settings, progress=progress, console=console, vocabulary=vocabulary)
     choice = choose(settings, model.config)
+
+    def engine(decoder) -> Engine:
+        return Engine(decoder, tokenizer, settings, progress=progress, console=console, vocabulary=vocabulary)
+
     if choice.backend == "torch":
         if choice.reason and settings.backend == "ctranslate2":
             console.print(f"note: decoding with torch: {choice.reason}", highlight=False)
         if choice.quantization != "bfloat16":
-            return reference
-        engine = Engine(bf16_copy(model, settings.device), tokenizer, settings, progress=progress,
-                        console=console, vocabulary=vocabulary)
-        engine.fallback = reference
-        return engine
+            return engine(decoding_copy(model, settings.device, torch.float32))
+        decoder = engine(decoding_copy(model, settings.device, torch.bfloat16))
+        decoder.fallback = engine(model)
+        return decoder
+    reference = engine(model)
     from lowres_mt.translate import ct2
 
     digest = weights()
@@ -146,14 +150,22 @@ def converted(model, tokenizer, weights: str, quantization: str, console: Consol
         return ct2.convert(Path(scratch), folder, quantization, head)
 
 
-def bf16_copy(model, device: str):
-    """A bfloat16 copy of `model` (the float32 model stays as it is); on CPU its attention runs
-    in float32 (`fp32_attention`): torch's bfloat16 attention kernel took 30% of a decoding step
-    there, five times float32's."""
-    copied = copy.deepcopy(model).to(torch.bfloat16)
-    if torch.device(device).type == "cpu" and copied.config._attn_implementation == "sdpa":
+def decoding_copy(model, device: str, dtype: torch.dtype):
+    """`model` for decoding in `dtype` on `device`. On CPU: a copy (the model passed stays as it
+    is) whose transformer body's linear layers are packed for oneDNN (`packed`): 2.5x the
+    float32 decoding speed on a Zen 5 EPYC with the same answers; in bfloat16 its attention runs
+    in float32 (`fp32_attention`: torch's bfloat16 attention kernel took 30% of a decoding step
+    there, five times float32's). Elsewhere: `model` itself in float32, a bfloat16 copy otherwise."""
+    cpu = torch.device(device).type == "cpu"
+    pack = cpu and packed.supported(dtype) and not hasattr(model, "peft_config")  # LoRA layers read weights
+    if not pack and dtype == model.dtype:
+        return model
+    copied = copy.deepcopy(model).to(dtype)
+    if cpu and dtype == torch.bfloat16 and copied.config._attn_implementation == "sdpa":
         _register_fp32_attention()
         copied.set_attn_implementation(FP32_ATTENTION)
+    if pack:
+        packed.pack_linears(copied.get_decoder())
     return copied
 
 

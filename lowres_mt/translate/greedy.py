@@ -16,6 +16,7 @@ Two things `model.generate` does not do:
 - **Logits for the allowed ids only.** When answers may use only some ids (`allowed`: the
   alphabet rule, a run's training vocabulary), the output layer multiplies by those rows of its
   weight alone (`OutputHead`): Gemma-3's 262,144 × 640 output layer is most of a step's work.
+  On CPU that weight, sliced or whole, is packed once for oneDNN (`packed`).
 
 Each step computes for every running row what `generate` computes (float32 argmax over the
 last position's logits), so the tokens are the same up to floating-point summation order.
@@ -26,13 +27,13 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 from transformers import DynamicCache
 
 from lowres_mt.text import repeated_tail
+from lowres_mt.translate import packed
 
 _texts: dict[str, list[str]] = {}
 
@@ -173,27 +174,31 @@ def _forward_kwargs(model) -> dict:
 class OutputHead:
     """The last position's logits of a forward pass: over every id, or, given `allowed` ids (and a
     model whose body and linear output layer can be called apart), over those ids alone, in
-    their order. `ids(index)` turns argmax positions into token ids; `positions(ids)` maps
-    generated ids into the logits' index space (for logits processors)."""
+    their order. With every id allowed, a CPU output layer is still called apart from the body
+    when its weight can be packed for oneDNN (`packed`). `choose` turns logits into token ids;
+    `positions(ids)` maps generated ids into the logits' index space (for logits processors)."""
 
     def __init__(self, model, allowed: torch.Tensor | None = None, *, sliced: bool = True):
         self.model, self.allowed = model, allowed
         self.extra = _forward_kwargs(model)
         head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
         self.body = model.get_decoder() if hasattr(model, "get_decoder") else None
-        self.sliced = (sliced and allowed is not None and isinstance(head, torch.nn.Linear)
-                       and isinstance(self.body, torch.nn.Module) and not hasattr(model, "peft_config"))
-        if self.sliced:
-            self.weight, self.bias = _sliced_weights(head, allowed)
+        apart = (sliced and isinstance(head, torch.nn.Linear) and isinstance(self.body, torch.nn.Module)
+                 and not hasattr(model, "peft_config"))
+        self.sliced = apart and allowed is not None
+        self.own = self.sliced or (apart and head.weight.device.type == "cpu" and packed.supported(head.weight.dtype))
+        if self.own:
+            self.project = _sliced_projection(head, allowed)
             self.softcap = getattr(model.config, "final_logit_softcapping", None)
+        if self.sliced:
             self.position = torch.full((head.weight.shape[0],), -1, dtype=torch.long)
             self.position[allowed] = torch.arange(len(allowed))
 
     def __call__(self, **inputs) -> torch.Tensor:
-        if not self.sliced:
+        if not self.own:
             return self.model(**inputs, **self.extra).logits[:, -1, :]
         hidden = self.body(**inputs).last_hidden_state[:, -1, :]
-        logits = F.linear(hidden, self.weight, self.bias)
+        logits = self.project(hidden)
         if self.softcap is not None:
             logits = torch.tanh(logits / self.softcap) * self.softcap
         return logits
@@ -226,17 +231,21 @@ class Sampling:
         return torch.multinomial(probs * keep, 1, generator=self.generator).squeeze(1)
 
 
-_slices: dict[tuple, tuple[torch.Tensor, torch.Tensor | None]] = {}
+_slices: dict[tuple, Callable[[torch.Tensor], torch.Tensor]] = {}
 
 
-def _sliced_weights(head: torch.nn.Linear, allowed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The output layer's rows for `allowed`, copied once per weight state and id set (a batch
-    reuses the copy of the one before; an optimizer step bumps the weight's version)."""
-    key = (head.weight.data_ptr(), head.weight._version, allowed.data_ptr(), len(allowed), int(allowed.sum()))
+def _sliced_projection(head: torch.nn.Linear, allowed: torch.Tensor | None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The output layer over `allowed`'s rows only (None: every row), packed for oneDNN where
+    `packed.projection` packs, built once per weight state and id set (a batch reuses the one
+    before; an optimizer step bumps the weight's version)."""
+    ids = (None,) if allowed is None else (allowed.data_ptr(), len(allowed), int(allowed.sum()))
+    key = (head.weight.data_ptr(), head.weight._version, *ids)
     if key not in _slices:
         _slices.clear()  # one model and one target language at a time
-        bias = None if head.bias is None else head.bias.detach()[allowed]
-        _slices[key] = (head.weight.detach()[allowed].contiguous(), bias)
+        weight, bias = head.weight.detach(), None if head.bias is None else head.bias.detach()
+        if allowed is not None:
+            weight, bias = weight[allowed].contiguous(), None if bias is None else bias[allowed]
+        _slices[key] = packed.projection(weight, bias)
     return _slices[key]
 
 

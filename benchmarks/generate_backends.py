@@ -84,6 +84,23 @@ def cpu_flags() -> str:
     return " ".join(sorted(f for f in flags if f.startswith(("avx", "amx")) or f in ("fma", "f16c"))) or "?"
 
 
+def cpu_times() -> list[int]:
+    """The machine's CPU time counters (/proc/stat's first line: user … steal), or [] elsewhere."""
+    try:
+        return [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return []
+
+
+def steal_share(before: list[int], after: list[int]) -> float | None:
+    """The share of CPU time the hypervisor gave to other machines between two `cpu_times`: on
+    a shared host it varies during a run, and timings with it."""
+    if len(before) < 8 or len(after) < 8:
+        return None
+    spent = [b - a for a, b in zip(before, after, strict=True)]
+    return round(spent[7] / max(sum(spent), 1), 3)
+
+
 def int8_body(model):
     """A copy of `model` whose transformer body's linear layers run in dynamic int8
     (`torch.ao.quantization.quantize_dynamic`: int8 weights, activations quantized per call); the
@@ -108,8 +125,11 @@ def main() -> int:
     parser.add_argument("--sentences", type=int, default=64)
     parser.add_argument("--max-new-tokens", type=int, default=96)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=32, help="prompts decoded together (eval.batch_size)")
     parser.add_argument("--plain", action="store_true",
                         help="no repetition controls (CTranslate2 then batches prompts of mixed lengths)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="time each configuration this many times and keep the fastest (a shared host's noise)")
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset of " + ", ".join(CONFIGS))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -130,10 +150,11 @@ def main() -> int:
     pairs = [p.towards(args.direction) for p in load_set("flores200:devtest")[:args.sentences]]
     prompts = [build_prompt(tokenizer, *prompt_messages(p.src, src, tgt, style, anchor)) for p in pairs]
     refs = [p.tgt for p in pairs]
-    base = DecodeSettings(batch_size=32, max_new_tokens=args.max_new_tokens)
+    base = DecodeSettings(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
     if args.plain:
         base = dataclasses.replace(base, repetition_penalty=1.0, no_repeat_ngram=0)
     entries, outputs = {}, {}
+    counters = cpu_times()
     vocabulary = run.vocabulary if args.run is not None else None
     for name in args.configs.split(","):
         settings = dataclasses.replace(base, **CONFIGS[name])
@@ -153,9 +174,11 @@ def main() -> int:
             engine_module.greedy_decode = functools.partial(decode, slice_head=False)
         try:
             engine.complete(prompts[:2], "warm-up", tgt)
-            started = time.perf_counter()
-            answers = engine.complete(prompts, name, tgt)
-            seconds = time.perf_counter() - started
+            seconds = float("inf")
+            for _ in range(max(args.repeat, 1)):
+                started = time.perf_counter()
+                answers = engine.complete(prompts, name, tgt)
+                seconds = min(seconds, time.perf_counter() - started)
         finally:
             engine_module.greedy_decode, packed.supported = decode, supported
         hyps = [parse_response(a, style, anchor, src, tgt) for a in answers]
@@ -178,12 +201,15 @@ def main() -> int:
         "baseline": BASELINE, "default": default_config(), "backends": entries,
         "bf16_matmul_speedup": round(bf16_matmul_speedup(args.threads), 2),
         "cpu": cpu_model(), "cpu_flags": cpu_flags(), "cpu_count": os.cpu_count(),
-        "load_avg_1m": round(os.getloadavg()[0], 2), "torch": torch.__version__,
+        "load_avg_1m": round(os.getloadavg()[0], 2), "steal": steal_share(counters, cpu_times()),
+        "repeat": args.repeat, "torch": torch.__version__,
         "command": "python benchmarks/generate_backends.py " + " ".join(sys.argv[1:]),
         "examples": [{"src": p.src, **{n: outputs[n][i] for n in outputs}} for i, p in enumerate(pairs[:3])],
     }
     plain = "-plain" if args.plain else ""
-    stem = RESULTS / f"generate_backends-{Path(label).name}-{args.direction}{plain}-t{args.threads}"
+    batch = "" if args.batch_size == 32 else f"-b{args.batch_size}"
+    n = "" if args.sentences == 64 else f"-n{args.sentences}"
+    stem = RESULTS / f"generate_backends-{Path(label).name}-{args.direction}{plain}{n}{batch}-t{args.threads}"
     write_json(stem.with_suffix(".json"), record)
     write_text(stem.with_suffix(".md"), render(record))
     print(render(record))
@@ -197,12 +223,14 @@ def render(r: dict) -> str:
         f"{e['identical_to_baseline']}/{r['sentences']} | {e['chrf_vs_baseline']} | {e['chrf']} |\n"
         for name, e in r["backends"].items())
     controls = "the recipe's" if r.get("repetition_controls", True) else "no"
+    steal = "" if r.get("steal") is None else f"; CPU time stolen by the host during the run: {r['steal']:.1%}"
+    fastest = f"; each time the fastest of {r['repeat']} runs" if r.get("repeat", 1) > 1 else ""
     return (f"# Decoding backends: {r['model']}, {r['direction']}\n\n"
             f"`{r['command']}` — {r['sentences']} FLORES-200 devtest sentences, {r['prompt_style']} prompt, "
             f"greedy with {controls} repetition controls, "
             f"the loop stop and alphabet rule, ≤ {r['max_new_tokens']} new "
             f"tokens, batch {r['batch_size']}, {r['threads']} threads on {r['cpu']} ({r['cpu_flags']}; 1-min load "
-            f"average at the end: {r['load_avg_1m']}).\n\n"
+            f"average at the end: {r['load_avg_1m']}{steal}){fastest}.\n\n"
             "| configuration | seconds | sentences/s | answer tokens/s | vs baseline | identical to baseline "
             "| chrF vs baseline | chrF vs references |\n|---|---|---|---|---|---|---|---|\n" + rows)
 

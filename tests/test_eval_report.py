@@ -171,6 +171,9 @@ def test_header_names_the_alphabet_answers_were_written_in(alphabet, decode, not
     (EvalConfig(backend="ctranslate2"), [{"backend": "ctranslate2", "quantization": "int8_float32"},
                                         {"backend": "torch", "quantization": ""}],
      "decoding: greedy on the ctranslate2 int8_float32 / torch backend, ≤"),  # a fallback shows
+    (EvalConfig(), [{"backend": "torch", "quantization": "bfloat16"}, {"num_beams": 1}],  # with older results
+     "decoding: greedy on the torch bfloat16 backend (results recorded before backends: the torch engine in "
+     "float32), ≤"),
 ])
 def test_header_names_the_search_and_the_backend_that_decoded(ev, decodes, note):
     cfg = RecipeConfig(name="en-is", languages=("en", "is"), eval=ev)

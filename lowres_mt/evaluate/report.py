@@ -138,7 +138,11 @@ def _search_note(cfg: RecipeConfig, results: list[Result]) -> str:
         _search({"num_beams": ev.num_beams, "mbr_samples": ev.mbr_samples, "epsilon": ev.mbr_epsilon})]
     backends = sorted({" ".join(filter(None, (r.decode["backend"], r.decode.get("quantization"))))
                        for r in results if r.decode.get("backend")})
-    return " / ".join(searches) + (f" on the {' / '.join(backends)} backend" if backends else "")
+    if not backends:
+        return " / ".join(searches)
+    older = any(r.decode and not r.decode.get("backend") for r in results)
+    return (" / ".join(searches) + f" on the {' / '.join(backends)} backend"
+            + (" (results recorded before backends: the torch engine in float32)" if older else ""))
 
 
 def render_markdown(results: list[Result], notes: list[str], cfg: RecipeConfig,

@@ -43,7 +43,7 @@ from lowres_mt.data.prompts import parse_response, prompt_messages, style_for  #
 from lowres_mt.io import write_json, write_text  # noqa: E402
 from lowres_mt.precision import bf16_matmul_speedup, cpu_model  # noqa: E402
 from lowres_mt.run import Run  # noqa: E402
-from lowres_mt.translate import DecodeSettings, build_prompt, greedy, packed  # noqa: E402  # noqa: E402
+from lowres_mt.translate import DecodeSettings, build_prompt, greedy, packed  # noqa: E402
 from lowres_mt.translate import engine as engine_module  # noqa: E402
 from lowres_mt.translate.backends import choose, open_engine  # noqa: E402
 

@@ -140,7 +140,7 @@ def _search_note(cfg: RecipeConfig, results: list[Result]) -> str:
                        for r in results if r.decode.get("backend")})
     if not backends:
         return " / ".join(searches)
-    older = any(r.decode and not r.decode.get("backend") for r in results)
+    older = any("num_beams" in r.decode and not r.decode.get("backend") for r in results)  # model results
     return (" / ".join(searches) + f" on the {' / '.join(backends)} backend"
             + (" (results recorded before backends: the torch engine in float32)" if older else ""))
 

@@ -30,6 +30,7 @@ import json
 from collections.abc import Callable, Sequence
 
 import torch
+from torch.utils.weak import WeakIdKeyDictionary
 from transformers import DynamicCache
 
 from lowres_mt.text import repeated_tail
@@ -184,9 +185,10 @@ class OutputHead:
         head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
         self.body = model.get_decoder() if hasattr(model, "get_decoder") else None
         apart = (sliced and isinstance(head, torch.nn.Linear) and isinstance(self.body, torch.nn.Module)
-                 and not hasattr(model, "peft_config"))
+                 and self.body is not model and not hasattr(model, "peft_config"))
         self.sliced = apart and allowed is not None
-        self.own = self.sliced or (apart and head.weight.device.type == "cpu" and packed.supported(head.weight.dtype))
+        # every id allowed: apart only in a packed decoding copy (weights a training step cannot change)
+        self.own = self.sliced or (apart and packed.is_packed(self.body) and packed.supported(head.weight.dtype))
         if self.own:
             self.project = _sliced_projection(head, allowed)
             self.softcap = getattr(model.config, "final_logit_softcapping", None)
@@ -231,22 +233,23 @@ class Sampling:
         return torch.multinomial(probs * keep, 1, generator=self.generator).squeeze(1)
 
 
-_slices: dict[tuple, Callable[[torch.Tensor], torch.Tensor]] = {}
+# output layer weight -> (its version, the allowed ids, their projection); an entry goes with its model
+_slices: WeakIdKeyDictionary = WeakIdKeyDictionary()
 
 
 def _sliced_projection(head: torch.nn.Linear, allowed: torch.Tensor | None) -> Callable[[torch.Tensor], torch.Tensor]:
     """The output layer over `allowed`'s rows only (None: every row), packed for oneDNN where
-    `packed.projection` packs, built once per weight state and id set (a batch reuses the one
-    before; an optimizer step bumps the weight's version)."""
-    ids = (None,) if allowed is None else (allowed.data_ptr(), len(allowed), int(allowed.sum()))
-    key = (head.weight.data_ptr(), head.weight._version, *ids)
-    if key not in _slices:
-        _slices.clear()  # one model and one target language at a time
+    `packed.projection` packs, built once per weight, weight version (an optimizer step bumps
+    it; a fused one does not, but training's dev translations allow every id, whose layer only
+    packed decoding copies keep here) and id set: the batches of one answer language reuse it."""
+    entry = _slices.get(head.weight)
+    if entry is None or entry[0] != head.weight._version or entry[1] is not allowed:
         weight, bias = head.weight.detach(), None if head.bias is None else head.bias.detach()
         if allowed is not None:
             weight, bias = weight[allowed].contiguous(), None if bias is None else bias[allowed]
-        _slices[key] = packed.projection(weight, bias)
-    return _slices[key]
+        entry = (head.weight._version, allowed, packed.projection(weight, bias))
+        _slices[head.weight] = entry  # one answer language per model at a time
+    return entry[2]
 
 
 def _can_share_prefix(config, rows: list[list[int]], max_new_tokens: int) -> bool:

@@ -4,13 +4,14 @@
 its kernels read (`torch.ops.mkldnn._reorder_linear_weight`, what inductor's weight freezing does),
 and `torch.ops.mkldnn._linear_pointwise` multiplies by that packed weight. At decoding's shapes
 (32 rows × 640 → 2,048) this measured 1.3–2.4× faster per call in bfloat16 on a Zen 5 EPYC, with
-results equal bit for bit to `F.linear` (`tests/test_packed.py` checks both). Weights packed
+results equal to `F.linear`'s (`tests/test_packed.py`; bit for bit on that CPU). Weights packed
 this way cannot be trained, so only decoding copies of a model are packed (`backends.decoding_copy`)
 and the output layer's rows an answer may use (`greedy.OutputHead`).
 """
 
 from __future__ import annotations
 
+import weakref
 from functools import cache
 
 import torch
@@ -31,7 +32,7 @@ def supported(dtype: torch.dtype = torch.bfloat16) -> bool:
         x = torch.randn(3, 16, generator=generator).to(dtype)
         out = _multiply(x, torch.ops.mkldnn._reorder_linear_weight(weight), None)
         return bool(torch.allclose(out.float(), F.linear(x, weight).float(), rtol=1e-2, atol=1e-2))
-    except (AttributeError, RuntimeError):
+    except (AttributeError, RuntimeError, TypeError):  # an op missing or changed in this build
         return False
 
 
@@ -63,14 +64,24 @@ def projection(weight: torch.Tensor, bias: torch.Tensor | None = None):
     return lambda x: F.linear(x, weight, bias)
 
 
-def pack_linears(module: torch.nn.Module) -> int:
-    """Replace every `nn.Linear` inside `module` by its `PackedLinear`, in place, where `supported`
-    (CPU weights); returns how many were replaced."""
+_packed: weakref.WeakSet[torch.nn.Module] = weakref.WeakSet()
+
+
+def pack_linears(module: torch.nn.Module, keep: tuple[torch.nn.Module, ...] = ()) -> int:
+    """Replace every `nn.Linear` inside `module` but those in `keep` by its `PackedLinear`, in
+    place, where `supported` (CPU weights); returns how many were replaced. `is_packed(module)`
+    is true afterwards: its weights are not to be trained."""
     targets = [(name, child) for name, child in module.named_modules()
                if isinstance(child, torch.nn.Linear) and child.weight.device.type == "cpu"
-               and supported(child.weight.dtype)]
+               and supported(child.weight.dtype) and not any(child is k for k in keep)]
     for name, linear in targets:
         parent_name, _, attr = name.rpartition(".")
         parent = module.get_submodule(parent_name) if parent_name else module
         setattr(parent, attr, PackedLinear(linear.weight, linear.bias))
+    _packed.add(module)
     return len(targets)
+
+
+def is_packed(module: torch.nn.Module) -> bool:
+    """Whether `pack_linears` packed `module` (a decoding copy, whose weights stay as they are)."""
+    return module in _packed

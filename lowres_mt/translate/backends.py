@@ -16,7 +16,8 @@ weights, LoRA merged, or a base model). Backends:
 The compute type (`quantization`, default `auto`): for CTranslate2, float32 (the torch engine's
 answers) unless named; for torch, bfloat16 weights (attention in float32 on CPU, where bfloat16's
 attention kernel is slower) when the backend is `auto` and the device measures bfloat16 faster
-(`precision.native_bf16`), else float32, the reference that `--backend torch` keeps.
+(`precision.native_bf16`), else float32, the reference that `--backend torch` keeps. On CPU
+torch decodes, in either type, a copy whose linear weights are packed for oneDNN (`decoding_copy`).
 A request CTranslate2 cannot serve (beam search, an architecture it does not convert, the
 package missing) falls back to torch; asked for by name, with a one-line notice, never silently
 different output. `Choice.label` names what decodes, and is part of every evaluation cache key
